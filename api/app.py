@@ -1,0 +1,121 @@
+"""FastAPI app factory. The lifespan builds everything heavy once (engine, blob store, worker pool,
+models) and puts it on ``app.state``; routes reach it through api.deps."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from api import metrics as metrics_mod
+from api import problems
+from core.clock import SystemClock
+from core.pool import WorkerPool
+from core.settings import Settings, get_settings
+from db import keys
+from db.blobstore import LocalBlobStore
+from db.engine import make_engine, make_session_factory
+from db.migrate import upgrade
+
+log = logging.getLogger("songgate")
+
+STATIC_DIR = Path(__file__).with_name("static")
+#: Router modules under api/routers, mounted under /v1 (ops is mounted at the root).
+V1_ROUTERS = ["recordings", "visualizer", "voiceprints", "packets", "listen_sessions", "jobs"]
+DEV_KEY_FILE = "dev-api-key"
+
+
+def _load_embedder(settings: Settings) -> object | None:
+    try:
+        from voiceprint.embedders import load_embedder
+    except ImportError:
+        return None
+    try:
+        return load_embedder(settings.voiceprint.backend, model_dir=settings.resolved_model_dir)
+    except Exception as exc:  # missing or tampered model: serve everything else, voiceprint answers 503
+        log.warning("voiceprint model unavailable: %s", exc)
+        return None
+
+
+def _dev_key(app: FastAPI, settings: Settings) -> None:
+    """Development mode: ensure an admin key exists for this data dir and print it."""
+    path = settings.data_dir / DEV_KEY_FILE
+    with app.state.session_factory() as s, s.begin():
+        if path.exists():
+            key = path.read_text().strip()
+            keys.ensure_key(s, name="dev", scopes=["admin"], key=key)
+        else:
+            _, key = keys.create_key(s, name="dev", scopes=["admin"])
+            path.write_text(key + "\n")
+            path.chmod(0o600)
+    print(f"songgate dev mode: admin API key (also in {path}):\n{key}", flush=True)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.resolved_database_url
+    if settings.env != "production":
+        upgrade(url)  # embedded defaults just work; production migrates explicitly (songgate db upgrade)
+    app.state.engine = make_engine(url)
+    app.state.session_factory = make_session_factory(app.state.engine)
+    app.state.blobs = LocalBlobStore(settings.resolved_blob_dir)
+    app.state.clock = SystemClock()
+    app.state.auth_cache = {}
+    app.state.pool = WorkerPool(workers=settings.workers, mode=settings.worker_mode)
+    app.state.embedder = _load_embedder(settings) if settings.load_models else None
+    if settings.bootstrap_admin_key is not None:
+        with app.state.session_factory() as s, s.begin():
+            keys.ensure_key(s, name="bootstrap", scopes=["admin"], key=settings.bootstrap_admin_key.get_secret_value())
+    if settings.env == "development":
+        _dev_key(app, settings)
+    for hook in app.state.startup_hooks:
+        hook(app)
+    try:
+        yield
+    finally:
+        app.state.pool.shutdown()
+        app.state.engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="songgate",
+        version="0.1.0",
+        description="Audio verification for karaoke red packets: recording checks, visualizer data, "
+        "voiceprints and server-verified listening proof.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics_mod.Metrics()
+    app.state.startup_hooks = []
+    problems.install(app)
+    metrics_mod.install(app, app.state.metrics)
+
+    from api.routers import ops
+
+    app.include_router(ops.router)
+    for name in V1_ROUTERS:
+        module = importlib.import_module(f"api.routers.{name}")
+        app.include_router(module.router, prefix="/v1")
+        hook = getattr(module, "on_startup", None)
+        if hook is not None:
+            app.state.startup_hooks.append(hook)
+
+    if STATIC_DIR.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+        index = STATIC_DIR / "index.html"
+
+        @app.get("/", include_in_schema=False)
+        def page() -> FileResponse:
+            return FileResponse(index if index.exists() else STATIC_DIR / "missing.html")
+
+    return app

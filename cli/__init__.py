@@ -1,0 +1,1 @@
+"""The ``songgate`` command line (typer): one module per area, assembled in cli.main."""
