@@ -18,7 +18,7 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> dt.datetime:
-        return dt.datetime.now(dt.timezone.utc)
+        return dt.datetime.now(dt.UTC)
 
     def monotonic(self) -> float:
         return time.monotonic()
@@ -28,7 +28,7 @@ class VirtualClock:
     """A clock that only moves when told to; thread-safe so simulated clients can share it."""
 
     def __init__(self, start: dt.datetime | None = None) -> None:
-        self._start = start or dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+        self._start = start or dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
         self._offset = 0.0
         self._lock = threading.Lock()
 

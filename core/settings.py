@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     jobs: JobSettings = Field(default_factory=JobSettings)
 
     @model_validator(mode="after")
-    def _secrets_fail_fast(self) -> "Settings":
+    def _secrets_fail_fast(self) -> Settings:
         if self.env == "production":
             if self.secret_key is None or len(self.secret_key.get_secret_value()) < 32:
                 raise ValueError("SONGGATE_SECRET_KEY (at least 32 characters) is required in production")

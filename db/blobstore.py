@@ -29,7 +29,7 @@ class BlobStore(Protocol):
 class PendingBlob:
     """A blob being written: feed chunks, then :meth:`commit` (atomic) or :meth:`discard`."""
 
-    def __init__(self, store: "LocalBlobStore", max_bytes: int) -> None:
+    def __init__(self, store: LocalBlobStore, max_bytes: int) -> None:
         self._store = store
         self._max = max_bytes
         self._hash = hashlib.sha256()

@@ -20,7 +20,7 @@ class RecordingForm(BaseModel):
     kind: Literal["mix", "vocal"]
 
     @classmethod
-    def parse(cls, fields: dict[str, str]) -> "RecordingForm":
+    def parse(cls, fields: dict[str, str]) -> RecordingForm:
         from pydantic import ValidationError
 
         try:

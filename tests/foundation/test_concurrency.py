@@ -31,7 +31,7 @@ def test_twenty_parallel_uploads(app, live_server, make_key, tmp_path: Path, rng
     assert [r.status_code for r in responses] == [201] * 20, [r.text for r in responses if r.status_code != 201]
     ids = {r.json()["id"] for r in responses}
     assert len(ids) == 20
-    for p, r in zip(files, responses):
+    for p, r in zip(files, responses, strict=False):
         sha = hashlib.sha256(p.read_bytes()).hexdigest()
         assert r.json()["sha256"] == sha
         stored = app.state.blobs.path(sha).read_bytes()
@@ -61,3 +61,30 @@ def test_healthz_answers_during_a_large_upload(app, tmp_settings, live_server, m
     # A blocked event loop would hold the first probe until the upload finished (one probe in all);
     # several answered probes (each within its 5 s timeout) prove the work ran off the loop.
     assert len(latencies) >= 5, f"only {len(latencies)} health probes answered during the upload"
+
+
+def test_chunked_upload_over_limit_is_cut_off_mid_stream(app, tmp_settings, live_server, make_key) -> None:  # type: ignore[no-untyped-def]
+    """No Content-Length: the limit is enforced on the bytes as they arrive, and nothing is kept."""
+    tmp_settings.limits.max_upload_bytes = 1_000_000
+    key = make_key(app, "upload")
+    boundary = "sgboundary"
+    sent = 0
+
+    def body():  # type: ignore[no-untyped-def]
+        nonlocal sent
+        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"user_id\"\r\n\r\nu\r\n"
+               f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.wav\"\r\n\r\n").encode()
+        for _ in range(400):  # 40 MB if the server kept reading
+            sent += 100_000
+            yield b"\0" * 100_000
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    with httpx.Client(base_url=live_server, timeout=60) as c:
+        try:
+            r = c.post("/v1/recordings", content=body(),
+                       headers={"Authorization": f"Bearer {key}", "Content-Type": f"multipart/form-data; boundary={boundary}"})
+            assert r.status_code == 413 and r.json()["code"] == "too_large"
+        except (httpx.RemoteProtocolError, httpx.WriteError):
+            pass  # the server may close the connection as soon as it has answered
+    root = app.state.blobs.root
+    assert [p for p in root.rglob("*") if p.is_file()] == []
