@@ -15,7 +15,7 @@ $(BIN)/python:
 
 # Reinstalls only when the dependency files change (idempotent: a second run does nothing).
 $(STAMP): requirements.in constraints.txt pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24" setuptools wheel
 	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements.in
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
