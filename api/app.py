@@ -20,8 +20,9 @@ from core.pool import WorkerPool
 from core.settings import Settings, get_settings
 from db import keys
 from db.blobstore import LocalBlobStore
-from db.engine import make_engine, make_session_factory
+from db.engine import make_engine, make_read_session_factory, make_session_factory
 from db.migrate import upgrade
+from pipeline.recording import warm_up as warm_up_worker
 
 log = logging.getLogger("songgate")
 
@@ -66,10 +67,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         upgrade(url)  # embedded defaults just work; production migrates explicitly (songgate db upgrade)
     app.state.engine = make_engine(url)
     app.state.session_factory = make_session_factory(app.state.engine)
+    app.state.read_session_factory = make_read_session_factory(app.state.engine)
     app.state.blobs = LocalBlobStore(settings.resolved_blob_dir)
     app.state.clock = SystemClock()
     app.state.auth_cache = {}
-    app.state.pool = WorkerPool(workers=settings.workers, mode=settings.worker_mode)
+    app.state.pool = WorkerPool(workers=settings.workers, mode=settings.worker_mode, warm_up=warm_up_worker)
+    app.state.pool.warm_up()
     app.state.embedder = _load_embedder(settings) if settings.load_models else None
     if settings.bootstrap_admin_key is not None:
         with app.state.session_factory() as s, s.begin():

@@ -35,11 +35,13 @@ def get_settings_dep(request: Request) -> Settings:
 
 
 def get_session_factory(request: Request) -> sessionmaker[Session]:
+    """Factory for sessions that write; use it from sync routes or worker threads, never on the loop."""
     return request.app.state.session_factory
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.session_factory() as session:
+    """A read-only session per request (routes that write use ``SessionFactoryDep`` in a worker thread)."""
+    with request.app.state.read_session_factory() as session:
         yield session
 
 
@@ -82,7 +84,7 @@ def authenticate(request: Request) -> Principal:
     hit = cache.get(key)
     if hit and now - hit[0] < AUTH_CACHE_TTL_S:
         return hit[1]
-    with request.app.state.session_factory() as session:
+    with request.app.state.read_session_factory() as session:
         row = keys.lookup(session, key)
         if row is None:
             raise Unauthorized("unknown or revoked API key")

@@ -31,12 +31,15 @@ def _worker_init() -> None:
         pass
 
 
-def _ping(_: int) -> int:
-    return os.getpid()
-
-
 class WorkerPool:
-    def __init__(self, *, workers: int, mode: Literal["process", "thread"] = "process", queue_factor: int = 4):
+    def __init__(
+        self,
+        *,
+        workers: int,
+        mode: Literal["process", "thread"] = "process",
+        queue_factor: int = 4,
+        warm_up: Callable[[], None] | None = None,
+    ):
         self.workers = workers
         self.mode = mode
         if mode == "process":
@@ -47,6 +50,7 @@ class WorkerPool:
             self._executor = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="songgate-cpu")
         self._slots = asyncio.Semaphore(workers * queue_factor)
         self.in_flight = 0
+        self._warm_up_fn = warm_up
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(*args, **kwargs)`` in the pool; in process mode ``fn`` must be a top-level function."""
@@ -63,9 +67,11 @@ class WorkerPool:
                 self.in_flight -= 1
 
     def warm_up(self) -> None:
-        """Start the worker processes now (spawn is slow) rather than on the first upload."""
-        if self.mode == "process":
-            list(self._executor.map(_ping, range(self.workers)))
+        """Start the worker processes and run the warm-up function in each, in the background, so the
+        first real request does not pay for process start, imports and JIT compilation."""
+        if self.mode == "process" and self._warm_up_fn is not None:
+            for _ in range(self.workers):
+                self._executor.submit(self._warm_up_fn)
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -9,6 +9,8 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+READ_ONLY_OPTION = "songgate_read_only"
+
 
 def normalize_url(url: str) -> str:
     """Use psycopg 3 for PostgreSQL URLs given without a driver."""
@@ -42,15 +44,26 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
-            # IMMEDIATE takes the write lock up front: no deadlock-prone lock upgrades under races.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the lock up front (IMMEDIATE): a deferred transaction that read first and
+            # writes later can fail with SQLITE_BUSY_SNAPSHOT under races, which busy_timeout does not
+            # retry. Read-only sessions use a plain deferred BEGIN so they never hold the write lock.
+            if conn.get_execution_options().get(READ_ONLY_OPTION):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for work that may write (on SQLite each transaction takes the write lock at BEGIN)."""
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def make_read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for reads only: on SQLite they never take the write lock. Writing through one is a bug."""
+    return sessionmaker(bind=engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False)
 
 
 @contextlib.contextmanager

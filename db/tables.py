@@ -9,6 +9,7 @@ from sqlalchemy import JSON, BigInteger, Float, Integer, String, Text, UniqueCon
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, UTCDateTime, utcnow
+from db.blobrefs import BLOB_REF
 
 
 class Recording(Base):
@@ -19,7 +20,7 @@ class Recording(Base):
     user_id: Mapped[str] = mapped_column(String(128), index=True)
     song_id: Mapped[str] = mapped_column(String(128), index=True)
     kind: Mapped[str] = mapped_column(String(16))
-    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True, info=BLOB_REF)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     filename: Mapped[str | None] = mapped_column(String(512), nullable=True)
     media_type: Mapped[str] = mapped_column(String(64))

@@ -43,3 +43,10 @@ def analyze_recording(
 
         artifacts = compute_default_artifacts(decoded.samples, sr=decoded.sample_rate, settings=effects)
     return RecordingAnalysis(decoded.info, decoded.duration_s, report, artifacts)
+
+
+def warm_up() -> None:
+    """Run once per worker process: imports and JIT-compiles what analysis needs (a few seconds)."""
+    from effects.artifacts import warm_up as effects_warm_up
+
+    effects_warm_up()

@@ -25,7 +25,7 @@ def readyz(request: Request) -> JSONResponse:
     state = request.app.state
     checks: dict[str, str] = {}
     try:
-        with state.session_factory() as s:
+        with state.read_session_factory() as s:
             s.execute(text("SELECT 1"))
         checks["database"] = "ok"
     except Exception as exc:  # readiness must answer, whatever broke

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
+from anyio import to_thread
+
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import select
@@ -24,6 +26,7 @@ from api.schemas.recordings import RecordingForm, RecordingList, RecordingOut
 from api.uploads import receive_upload
 from audio.errors import AudioError
 from db.base import new_id
+from db.blobrefs import is_referenced
 from db.idempotency import IdempotencyGuard, fingerprint
 from db.tables import Recording
 from pipeline.recording import analyze_recording
@@ -51,7 +54,7 @@ def recording_out(rec: Recording) -> dict[str, Any]:
 
 def _blob_unreferenced(factory: Any, sha256: str) -> bool:
     with factory() as s:
-        return s.scalar(select(Recording.id).where(Recording.sha256 == sha256).limit(1)) is None
+        return not is_referenced(s, sha256)
 
 
 @router.post(
@@ -77,6 +80,8 @@ async def upload_recording(
     metrics = request.app.state.metrics
     upload = await receive_upload(request, blobs, max_bytes=settings.limits.max_upload_bytes)
     guard: IdempotencyGuard | None = None
+    # Database calls run in worker threads: on SQLite a writer may wait on the lock, and that wait
+    # must never block the event loop.
     try:
         form = RecordingForm.parse(upload.fields)
         if idempotency_key is not None:
@@ -84,40 +89,41 @@ async def upload_recording(
                 factory, scope=f"recordings:{principal.key_id}", key=idempotency_key,
                 request_hash=fingerprint(upload.sha256, form.model_dump(), upload.filename),
             )
-            replay = guard.begin()
+            replay = await to_thread.run_sync(guard.begin)
             if replay is not None:
                 upload.created = False  # the blob belongs to the first request
                 return JSONResponse(replay.body, status_code=replay.status_code)
-        with factory() as s:
-            existing = s.scalar(
-                select(Recording).where(Recording.user_id == form.user_id, Recording.sha256 == upload.sha256)
+        existing = await to_thread.run_sync(_existing, factory, form.user_id, upload.sha256)
+        if existing is not None:
+            status, body = 200, existing
+            metrics.uploads.labels("duplicate").inc()
+        else:
+            analysis = await pool.run(
+                analyze_recording, blobs.path(upload.sha256), kind=form.kind, limits=settings.limits,
+                checks=settings.checks, effects=settings.effects,
             )
-            if existing is not None:
-                body = recording_out(existing)
-                if guard:
-                    guard.complete(200, body)
-                metrics.uploads.labels("duplicate").inc()
-                return JSONResponse(body, status_code=200)
-        analysis = await pool.run(
-            analyze_recording, blobs.path(upload.sha256), kind=form.kind, limits=settings.limits,
-            checks=settings.checks, effects=settings.effects,
-        )
-        status, body = _store(factory, form, upload, analysis, settings)
+            status, body = await to_thread.run_sync(_store, factory, form, upload, analysis, settings)
+            metrics.uploads.labels("created" if status == 201 else "duplicate").inc()
         upload.created = False  # now referenced
         if guard:
-            guard.complete(status, body)
-        metrics.uploads.labels("created" if status == 201 else "duplicate").inc()
+            await to_thread.run_sync(guard.complete, status, body)
         return JSONResponse(body, status_code=status)
     except BaseException as exc:
         if guard is not None:
-            guard.abandon()
+            await to_thread.run_sync(guard.abandon)
         if isinstance(exc, AudioError):
             metrics.uploads.labels(exc.code).inc()
         raise
     finally:
         # A rejected upload leaves nothing behind, unless another recording shares the bytes.
-        if upload.created and _blob_unreferenced(factory, upload.sha256):
+        if upload.created and await to_thread.run_sync(_blob_unreferenced, factory, upload.sha256):
             blobs.delete(upload.sha256)
+
+
+def _existing(factory: Any, user_id: str, sha256: str) -> dict[str, Any] | None:
+    with factory() as s:
+        rec = s.scalar(select(Recording).where(Recording.user_id == user_id, Recording.sha256 == sha256))
+        return recording_out(rec) if rec is not None else None
 
 
 def _store(factory: Any, form: RecordingForm, upload: Any, analysis: Any, settings: Any) -> tuple[int, dict[str, Any]]:
