@@ -259,22 +259,20 @@ def _decode_soundfile(path: Path, container: str, limits: AudioLimits) -> tuple[
             info = _check_wav_claims(path, info, limits)
         _check_header(info, limits)
         max_frames = int(limits.max_duration_s * info.sample_rate)
-        blocks: list[np.ndarray] = []
-        total = 0
+        buf = _SampleBuffer(info.channels, _initial_capacity(info, max_frames))
         try:
             while True:
                 block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
                 if block.shape[0] == 0:
                     break
-                total += block.shape[0]
-                if total > max_frames:
+                if buf.size + block.shape[0] > max_frames:
                     raise _too_long(limits)
-                blocks.append(block)
+                buf.append(block.T)
         except sf.LibsndfileError as exc:
             raise CorruptAudio(f"decoding failed: {exc}") from None
-    if not blocks:
+    if buf.size == 0:
         raise EmptyAudio("the file decodes to no samples")
-    samples = np.ascontiguousarray(np.concatenate(blocks, axis=0).T)
+    samples = buf.result()
     if (
         container == "flac"
         and info.declared_duration_s
@@ -323,8 +321,7 @@ def _decode_av(path: Path, container: str, limits: AudioLimits) -> tuple[np.ndar
         stream = c.streams.audio[0]
         max_frames = int(limits.max_duration_s * info.sample_rate)
         resampler = av.AudioResampler(format="fltp", layout=None, rate=None)
-        blocks: list[np.ndarray] = []
-        total = 0
+        buf = _SampleBuffer(info.channels, _initial_capacity(info, max_frames))
         errors = 0
         try:
             for packet in c.demux(stream):
@@ -340,15 +337,14 @@ def _decode_av(path: Path, container: str, limits: AudioLimits) -> tuple[np.ndar
                         arr = out.to_ndarray()
                         if arr.shape[0] != info.channels:
                             raise CorruptAudio("channel count changes inside the stream")
-                        total += arr.shape[1]
-                        if total > max_frames:
+                        if buf.size + arr.shape[1] > max_frames:
                             raise _too_long(limits)
-                        blocks.append(arr)
+                        buf.append(arr)
         except av.FFmpegError as exc:
             raise CorruptAudio(f"decoding failed: {exc}") from None
-    if not blocks:
+    if buf.size == 0:
         raise EmptyAudio("the file decodes to no samples")
-    samples = np.concatenate(blocks, axis=1).astype(np.float32, copy=False)
+    samples = buf.result()
     if (
         info.declared_duration_s
         and info.declared_duration_s > 1.0
@@ -358,4 +354,42 @@ def _decode_av(path: Path, container: str, limits: AudioLimits) -> tuple[np.ndar
             "the file is truncated: "
             f"{samples.shape[1] / info.sample_rate:.1f} s decoded of {info.declared_duration_s:.1f} s declared"
         )
-    return np.ascontiguousarray(samples), info
+    return samples, info
+
+
+class _SampleBuffer:
+    """A (channels, capacity) float32 buffer filled block by block, growing geometrically.
+
+    Decoding straight into it avoids holding a list of blocks plus their concatenated copy (about
+    twice the decoded size at peak). Capacity starts from the header's claim, capped by the limit,
+    so a lying header costs at most the limit and an honest one costs no reallocation at all.
+    """
+
+    def __init__(self, channels: int, capacity: int) -> None:
+        self._data = np.empty((channels, max(capacity, 1)), dtype=np.float32)
+        self.size = 0
+
+    def append(self, block: np.ndarray) -> None:
+        n = block.shape[1]
+        if self.size + n > self._data.shape[1]:
+            grown = np.empty((self._data.shape[0], max(self.size + n, int(self._data.shape[1] * 1.5))), np.float32)
+            grown[:, : self.size] = self._data[:, : self.size]
+            self._data = grown
+        self._data[:, self.size : self.size + n] = block
+        self.size += n
+
+    def result(self) -> np.ndarray:
+        if self.size == self._data.shape[1]:
+            return self._data
+        # Trim only when the slack is large; a small tail is cheaper to keep than to copy.
+        if self._data.shape[1] - self.size > max(self.size // 8, BLOCK_FRAMES):
+            return self._data[:, : self.size].copy()
+        return self._data[:, : self.size]
+
+
+def _initial_capacity(info: AudioInfo, max_frames: int) -> int:
+    declared = info.declared_duration_s
+    if declared is None or declared <= 0:
+        return min(max_frames, BLOCK_FRAMES * 16)
+    # A little headroom for codec padding so an honest file never reallocates.
+    return min(max_frames, int(declared * info.sample_rate * 1.02) + 4096)

@@ -47,6 +47,8 @@ def analyze_recording(
 
 def warm_up() -> None:
     """Run once per worker process: imports and JIT-compiles what analysis needs (a few seconds)."""
+    from audio.checks import warm_up as checks_warm_up
     from effects.artifacts import warm_up as effects_warm_up
 
+    checks_warm_up()
     effects_warm_up()

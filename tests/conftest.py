@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # `from signals import tone`
+sys.path.append(str(ROOT / "tests"))  # `from signals import tone` (after the real packages)
 SHARED_DATA = ROOT.parent / "shared" / "data"
 PG_URL_ENV = "SONGGATE_TEST_DATABASE_URL"
 
@@ -199,3 +199,15 @@ def make_key():  # type: ignore[no-untyped-def]
         return plaintext
 
     return make
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """speechbrain registers lazy modules (e.g. its k2 integration) that raise ImportError on any
+    attribute access; Hypothesis scans sys.modules with getattr(module, "__file__", None), which only
+    tolerates AttributeError. Drop the lazy modules that cannot load before each test."""
+    for name, module in list(sys.modules.items()):
+        if type(module).__name__ == "LazyModule":
+            try:
+                getattr(module, "__file__", None)
+            except ImportError:
+                del sys.modules[name]
