@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from api.deps import ClockDep, Principal, SessionFactoryDep, SettingsDep, require_scope
+from api.deps import ClockDep, Principal, SessionDep, SessionFactoryDep, SettingsDep, require_scope
 from api.schemas.claims import (
     ClaimIn,
     ClaimOut,
@@ -29,7 +29,7 @@ from claims.money import SYSTEM_RNG
 from claims.packets import PacketRequest, create_packet, get_packet, packet_view
 from claims.sessions import open_session
 from claims.stepup import StepUp, VoiceprintStepUp
-from claims.uow import unit_of_work
+from claims.uow import sqlite_writer, unit_of_work
 from db.idempotency import IdempotencyGuard, fingerprint
 
 router = APIRouter(tags=["packets"])
@@ -65,9 +65,11 @@ def _idempotent(
 ) -> JSONResponse:
     """Run ``work() -> body`` under an Idempotency-Key; domain refusals are stored as the answer."""
     guard: IdempotencyGuard | None = None
+    engine = factory.kw.get("bind")
     if key is not None:
         guard = IdempotencyGuard(factory, scope=scope, key=key, request_hash=request_hash)
-        replay = guard.begin()
+        with sqlite_writer(engine):  # queue with the claim transactions instead of busy-polling
+            replay = guard.begin()
         if replay is not None:
             media = "application/problem+json" if replay.status_code >= 400 else "application/json"
             return JSONResponse(replay.body, status_code=replay.status_code, media_type=media)
@@ -75,17 +77,20 @@ def _idempotent(
         body = jsonable_encoder(work())
     except ClaimsError as exc:
         if guard is not None:
-            if exc.status < 500 and exc.persist:  # a decision: the first answer for this key
-                guard.complete(exc.status, jsonable_encoder(exc.to_problem()))
-            else:
-                guard.abandon()
+            with sqlite_writer(engine):
+                if exc.status < 500 and exc.persist:  # a decision: the first answer for this key
+                    guard.complete(exc.status, jsonable_encoder(exc.to_problem()))
+                else:
+                    guard.abandon()
         raise
     except BaseException:
         if guard is not None:
-            guard.abandon()
+            with sqlite_writer(engine):
+                guard.abandon()
         raise
     if guard is not None:
-        guard.complete(status, body)
+        with sqlite_writer(engine):
+            guard.complete(status, body)
     return JSONResponse(body, status_code=status)
 
 
@@ -127,9 +132,8 @@ def create(
 
 
 @router.get("/packets/{packet_id}", response_model=PacketOut, responses={404: {}})
-def read(packet_id: str, _: ClaimScope, factory: SessionFactoryDep, clock: ClockDep) -> dict[str, Any]:
-    with factory() as db:
-        return packet_view(get_packet(db, packet_id), now=clock.now())
+def read(packet_id: str, _: ClaimScope, db: SessionDep, clock: ClockDep) -> dict[str, Any]:
+    return packet_view(get_packet(db, packet_id), now=clock.now())
 
 
 @router.post(
