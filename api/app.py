@@ -38,7 +38,9 @@ def _load_embedder(settings: Settings) -> object | None:
     except ImportError:
         return None
     try:
-        return load_embedder(settings.voiceprint.backend, model_dir=settings.resolved_model_dir)
+        return load_embedder(
+            settings.voiceprint.backend, model_dir=settings.resolved_model_dir, settings=settings.voiceprint
+        )
     except Exception as exc:  # missing or tampered model: serve everything else, voiceprint answers 503
         log.warning("voiceprint model unavailable: %s", exc)
         return None
@@ -84,6 +86,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        for hook in app.state.shutdown_hooks:
+            try:
+                hook(app)
+            except Exception:  # one failing hook must not keep the others from running
+                log.exception("shutdown hook %s failed", getattr(hook, "__name__", hook))
         app.state.pool.shutdown()
         app.state.engine.dispose()
 
@@ -100,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics_mod.Metrics()
     app.state.startup_hooks = []
+    app.state.shutdown_hooks = []
     problems.install(app)
     metrics_mod.install(app, app.state.metrics)
 
@@ -109,9 +117,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for name in V1_ROUTERS:
         module = importlib.import_module(f"api.routers.{name}")
         app.include_router(module.router, prefix="/v1")
-        hook = getattr(module, "on_startup", None)
-        if hook is not None:
-            app.state.startup_hooks.append(hook)
+        for attr, hooks in (("on_startup", app.state.startup_hooks), ("on_shutdown", app.state.shutdown_hooks)):
+            hook = getattr(module, attr, None)
+            if hook is not None:
+                hooks.append(hook)
 
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

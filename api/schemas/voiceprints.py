@@ -39,8 +39,9 @@ class EnrollmentOut(BaseModel):
     activated: bool = Field(description="This upload completed the version and made it active")
     utterance: UtteranceOut
     linked_accounts: int | None = Field(
-        None, description="On activation: how many other accounts have a voice within the search "
-        "threshold (ids only through the admin search)"
+        None,
+        description="On activation: how many other accounts have a voice within the search "
+        "threshold (ids only through the admin search)",
     )
 
 
@@ -98,9 +99,13 @@ class SearchIn(BaseModel):
     model_config = {"extra": "forbid"}
 
     user_id: str = Field(pattern=ID_PATTERN)
-    model_id: str | None = Field(None, max_length=200, description="Default: every model the user is enrolled with")
+    model_id: str | None = Field(
+        None, max_length=200, description="Default: every model the user is enrolled with"
+    )
     k: int = Field(10, ge=1, le=100)
-    threshold: float | None = Field(None, ge=-1.0, le=1.0, description="Default: the model's search threshold")
+    threshold: float | None = Field(
+        None, ge=-1.0, le=1.0, description="Default: the model's search threshold"
+    )
 
 
 class SearchMatch(BaseModel):
