@@ -8,6 +8,7 @@ header claims hours, or a decompression bomb, is refused before it can allocate 
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import os
 from pathlib import Path
@@ -379,12 +380,17 @@ class _SampleBuffer:
         self.size += n
 
     def result(self) -> np.ndarray:
-        if self.size == self._data.shape[1]:
-            return self._data
-        # Trim only when the slack is large; a small tail is cheaper to keep than to copy.
-        if self._data.shape[1] - self.size > max(self.size // 8, BLOCK_FRAMES):
-            return self._data[:, : self.size].copy()
-        return self._data[:, : self.size]
+        """The filled (channels, size) array, C-contiguous, without a second copy: rows are
+        compacted in place (memmove is overlap-safe) and the allocation is shrunk with realloc."""
+        channels, capacity = self._data.shape
+        n = self.size
+        if n < capacity:
+            base = self._data.ctypes.data
+            itemsize = self._data.itemsize
+            for c in range(1, channels):
+                ctypes.memmove(base + c * n * itemsize, base + c * capacity * itemsize, n * itemsize)
+            self._data.resize((channels, n), refcheck=False)
+        return self._data
 
 
 def _initial_capacity(info: AudioInfo, max_frames: int) -> int:
