@@ -44,6 +44,9 @@ class ModelSpec:
     sources : tuple of Source, tried in order after any local directory source
     derived : {relpath: relpath}, files that are byte copies of another (filled in when missing)
     aliases : tuple of str, other names :func:`get` accepts
+    calibration : thresholds calibrated for exactly this version when the registry entry was made
+        (``raw_cosine``, ``asnorm``, ``target_far``, ``asnorm_top_n``, ``source``); a local
+        ``calibration.json`` from ``songgate eval voiceprint --calibrate`` takes precedence
     """
 
     name: str
@@ -55,6 +58,7 @@ class ModelSpec:
     derived: Mapping[str, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     description: str = ""
+    calibration: Mapping[str, Any] | None = None
 
     @property
     def model_id(self) -> str:
@@ -80,6 +84,14 @@ ECAPA = ModelSpec(
     aliases=("ecapa", "spkrec-ecapa-voxceleb", "speechbrain/spkrec-ecapa-voxceleb"),
     derived={"label_encoder.txt": "label_encoder.ckpt", "label_encoder.ckpt": "label_encoder.txt"},
     description="speechbrain ECAPA-TDNN speaker embeddings (VoxCeleb 1+2, 192-d, 16 kHz)",
+    # Measured 2026-11-24 (docs/voiceprint.md, "Calibration"): 1 % FAR on LibriSpeech, AAC 32k + noise.
+    calibration={
+        "raw_cosine": 0.340769,
+        "asnorm": 2.886532,
+        "target_far": 0.01,
+        "asnorm_top_n": 50,
+        "source": "songgate eval voiceprint ../shared/data/speech/librispeech-train-clean-100-excerpts --speaker-regex '^(\\d+)-' --segments 3 --max-speakers 100 --cohort-fraction 0.3 --top-n 50 --condition aac32-noise10 --no-reference --calibrate --backend ecapa",
+    },
     sources=(
         # Used only where a network is allowed (SONGGATE_ALLOW_HUB=1); the files must hash the same.
         HubSource(
@@ -123,6 +135,13 @@ RESEMBLYZER = ModelSpec(
     backend="resemblyzer",
     aliases=("resemblyzer", "ge2e"),
     description="Resemblyzer GE2E LSTM speaker encoder (256-d, 16 kHz), weights shipped in its wheel",
+    calibration={
+        "raw_cosine": 0.797608,
+        "asnorm": 2.361279,
+        "target_far": 0.01,
+        "asnorm_top_n": 50,
+        "source": "songgate eval voiceprint ../shared/data/speech/librispeech-train-clean-100-excerpts --speaker-regex '^(\\d+)-' --segments 3 --max-speakers 100 --cohort-fraction 0.3 --top-n 50 --condition aac32-noise10 --no-reference --calibrate --backend resemblyzer",
+    },
     sources=(
         PackageSource(package="resemblyzer", members={"pretrained.pt": "pretrained.pt"}),
         WheelSource(
@@ -232,9 +251,12 @@ def thresholds(name: str | ModelSpec, model_dir: Path) -> dict[str, Any] | None:
     was calibrated with) -- or None when ``songgate eval voiceprint --calibrate`` has not run for
     this model version.
     """
-    data = read_calibration(name, model_dir)
+    spec = get(name)
+    data = read_calibration(spec, model_dir)
     if data is None:
-        return None
+        if spec.calibration is None:
+            return None
+        data = {**spec.calibration, "model_id": spec.model_id}
     try:
         out = {
             "raw_cosine": float(data["raw_cosine"]),
