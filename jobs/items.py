@@ -231,7 +231,7 @@ def _embed(state: WorkerState, path: str) -> np.ndarray:
 
     prepared = prepare_utterance(_require_file(path), limits=_utterance_limits(state.spec),
                                  vp=state.spec.voiceprint or VoiceprintSettings(), measure_quality=False)
-    return np.asarray(embed_samples(state.embedder, prepared.speech), dtype=np.float32)
+    return np.asarray(embed_samples(state.embedder, prepared.speech, speech_s=prepared.speech_s), dtype=np.float32)
 
 
 def _run_voiceprint(state: WorkerState, task: ItemTask) -> Outcome:

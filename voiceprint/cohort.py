@@ -152,7 +152,7 @@ class CohortProvider:
         from voiceprint.service import speech_of
 
         def embed(path: Path, emb: Any) -> np.ndarray:
-            return embed_file(path, emb, speech=lambda y: speech_of(y, self.settings))
+            return embed_file(path, emb, speech=lambda y: speech_of(y, self.settings)[0])
 
         cohort = build_cohort_set(Path(directory), embedder, cache_dir=self.cache_dir, embed=embed)
         if cohort is not None:

@@ -94,21 +94,26 @@ class PreparedUtterance:
     speech: np.ndarray
     duration_s: float
     quality: Quality | None
+    speech_s: float = 0.0  # measured speech, without the context padding kept around it
 
 
-def speech_of(y: np.ndarray, vp: VoiceprintSettings) -> np.ndarray:
-    """The speech in 16 kHz mono ``y`` with the configured detector [shape=(m,)], float32."""
+def speech_of(y: np.ndarray, vp: VoiceprintSettings) -> tuple[np.ndarray, float]:
+    """The speech in 16 kHz mono ``y`` with the configured detector [shape=(m,)], float32, and the
+    seconds measured as speech (the samples keep some context padding; the measure does not)."""
     if vp.service_vad == "energy":
-        return energy_speech_only(y, sr=SAMPLE_RATE)
-    from voiceprint.speech import speech_only
+        samples = energy_speech_only(y, sr=SAMPLE_RATE)
+        return samples, samples.size / SAMPLE_RATE
+    from voiceprint.speech import extract_speech
 
-    return speech_only(
+    sp = extract_speech(
         y,
         sr=SAMPLE_RATE,
         threshold=vp.vad_threshold,
         min_silence_ms=vp.vad_min_silence_ms,
         pad_ms=vp.vad_pad_ms,
+        speech_threshold=vp.vad_speech_threshold,
     )
+    return sp.samples, float(sp.speech_s)
 
 
 def prepare_utterance(
@@ -122,13 +127,22 @@ def prepare_utterance(
 
     decoded = decode_file(Path(path), limits=limits, sr=SAMPLE_RATE, mono=True)
     y = np.ascontiguousarray(decoded.samples[0], dtype=np.float32)
-    speech = speech_of(y, vp)
-    quality = measure(y, sr=SAMPLE_RATE, speech_s=speech.size / SAMPLE_RATE) if measure_quality else None
-    return PreparedUtterance(speech, float(y.size / SAMPLE_RATE), quality)
+    speech, speech_s = speech_of(y, vp)
+    quality = measure(y, sr=SAMPLE_RATE, speech_s=speech_s) if measure_quality else None
+    return PreparedUtterance(speech, float(y.size / SAMPLE_RATE), quality, speech_s)
 
 
-def embed_samples(embedder: Any, samples: np.ndarray) -> np.ndarray:
-    """Embed with ``embedder`` and validate the answer: unit-norm float32 [shape=(dimension,)]."""
+def embed_samples(embedder: Any, samples: np.ndarray, *, speech_s: float | None = None) -> np.ndarray:
+    """Embed with ``embedder`` and validate the answer: unit-norm float32 [shape=(dimension,)].
+
+    ``speech_s`` is the measured speech; the padded samples alone would overstate it.
+    """
+    if speech_s is not None and speech_s < float(embedder.min_duration_s):
+        from voiceprint.errors import TooLittleSpeech
+
+        raise TooLittleSpeech(
+            f"{speech_s:.2f} s of speech; at least {float(embedder.min_duration_s):.2f} s is needed"
+        )
     vec = embedder.embed(samples, sr=SAMPLE_RATE)
     return as_unit_vectors(np.asarray(vec), dimension=int(embedder.dimension))
 

@@ -8,7 +8,7 @@ import hashlib
 
 import numpy as np
 import pytest
-from conftest import ALICE, BOB, CAROL
+from vp_support import ALICE, BOB, CAROL
 from vp_fakes import MODEL_ID, SR, FakeEmbedder, random_voice, speak
 
 from core.clock import VirtualClock
@@ -156,7 +156,7 @@ def test_challenges_are_single_use_user_bound_and_expire(api, rng, utterance) ->
 
 
 def test_verification_attempts_are_rate_limited(vp_settings, fake_embedder, keys, rng, utterance) -> None:  # type: ignore[no-untyped-def]
-    from conftest import VoiceApi, make_app
+    from vp_support import VoiceApi, make_app
     from fastapi.testclient import TestClient
 
     vp = vp_settings.voiceprint.model_copy(update={"verify_rate_limit": 3, "rate_window_s": 600})
@@ -234,7 +234,7 @@ def test_scopes(api, rng, utterance, keys) -> None:  # type: ignore[no-untyped-d
 
 
 def test_upload_size_limit(vp_settings, fake_embedder, rng, utterance) -> None:  # type: ignore[no-untyped-def]
-    from conftest import VoiceApi, make_app
+    from vp_support import VoiceApi, make_app
     from fastapi.testclient import TestClient
 
     from db import keys as dbkeys

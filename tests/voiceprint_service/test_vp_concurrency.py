@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import ALICE
+from vp_support import ALICE
 from vp_fakes import SR, FakeEmbedder, speak
 
 from voiceprint.enrollment import energy_speech_only, measure
