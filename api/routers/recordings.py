@@ -6,7 +6,6 @@ import logging
 from typing import Annotated, Any
 
 from anyio import to_thread
-
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import select

@@ -8,8 +8,8 @@ import hashlib
 
 import numpy as np
 import pytest
-from vp_support import ALICE, BOB, CAROL
 from vp_fakes import MODEL_ID, SR, FakeEmbedder, random_voice, speak
+from vp_support import ALICE, BOB, CAROL
 
 from core.clock import VirtualClock
 from voiceprint import stepup
@@ -156,8 +156,8 @@ def test_challenges_are_single_use_user_bound_and_expire(api, rng, utterance) ->
 
 
 def test_verification_attempts_are_rate_limited(vp_settings, fake_embedder, keys, rng, utterance) -> None:  # type: ignore[no-untyped-def]
-    from vp_support import VoiceApi, make_app
     from fastapi.testclient import TestClient
+    from vp_support import VoiceApi, make_app
 
     vp = vp_settings.voiceprint.model_copy(update={"verify_rate_limit": 3, "rate_window_s": 600})
     with TestClient(make_app(vp_settings.model_copy(update={"voiceprint": vp}), fake_embedder)) as c:
@@ -234,8 +234,8 @@ def test_scopes(api, rng, utterance, keys) -> None:  # type: ignore[no-untyped-d
 
 
 def test_upload_size_limit(vp_settings, fake_embedder, rng, utterance) -> None:  # type: ignore[no-untyped-def]
-    from vp_support import VoiceApi, make_app
     from fastapi.testclient import TestClient
+    from vp_support import VoiceApi, make_app
 
     from db import keys as dbkeys
 

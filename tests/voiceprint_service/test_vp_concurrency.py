@@ -7,8 +7,8 @@ import threading
 
 import numpy as np
 import pytest
-from vp_support import ALICE
 from vp_fakes import SR, FakeEmbedder, speak
+from vp_support import ALICE
 
 from voiceprint.enrollment import energy_speech_only, measure
 from voiceprint.service import PreparedUtterance

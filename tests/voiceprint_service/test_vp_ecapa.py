@@ -41,9 +41,9 @@ def _segments(path: Path, seconds: float, count: int) -> list[np.ndarray]:
 
 @pytest.mark.model
 def test_ecapa_enroll_and_verify_real_speech(ecapa, shared_data, tmp_path, tmp_settings) -> None:  # type: ignore[no-untyped-def]
-    from vp_support import VoiceApi, make_app
     from fastapi.testclient import TestClient
     from signals import encode
+    from vp_support import VoiceApi, make_app
 
     from db import keys as dbkeys
 
