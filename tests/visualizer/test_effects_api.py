@@ -76,9 +76,6 @@ def test_defaults_are_stored(client, stereo_recording) -> None:  # type: ignore[
 
 
 def test_upload_path_stores_defaults(client, auth_headers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    pytest.importorskip("audio.checks", reason="the recording checks (another issue) are not in yet")
-    if not hasattr(__import__("audio.checks", fromlist=["run_checks"]), "run_checks"):
-        pytest.skip("audio.checks.run_checks (another issue) is not in yet")
     rec = _upload(
         client,
         auth_headers("upload"),
