@@ -78,7 +78,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.embedder = _load_embedder(settings) if settings.load_models else None
     if settings.bootstrap_admin_key is not None:
         with app.state.session_factory() as s, s.begin():
-            keys.ensure_key(s, name="bootstrap", scopes=["admin"], key=settings.bootstrap_admin_key.get_secret_value())
+            keys.ensure_key(
+                s, name="bootstrap", scopes=["admin"], key=settings.bootstrap_admin_key.get_secret_value()
+            )
     if settings.env == "development":
         _dev_key(app, settings)
     for hook in app.state.startup_hooks:
@@ -117,7 +119,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for name in V1_ROUTERS:
         module = importlib.import_module(f"api.routers.{name}")
         app.include_router(module.router, prefix="/v1")
-        for attr, hooks in (("on_startup", app.state.startup_hooks), ("on_shutdown", app.state.shutdown_hooks)):
+        for attr, hooks in (
+            ("on_startup", app.state.startup_hooks),
+            ("on_shutdown", app.state.shutdown_hooks),
+        ):
             hook = getattr(module, attr, None)
             if hook is not None:
                 hooks.append(hook)

@@ -20,10 +20,16 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "songgate_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry
+            "songgate_http_requests_total",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "songgate_http_request_seconds", "HTTP request latency", ["method", "route"], registry=self.registry,
+            "songgate_http_request_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
         self.uploads = Counter(

@@ -61,8 +61,14 @@ def install(app: FastAPI) -> None:
             {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
             for e in exc.errors()
         ]
-        return problem(422, "invalid_request", "Invalid request", "the request failed validation",
-                       errors=errors, instance=request.url.path)
+        return problem(
+            422,
+            "invalid_request",
+            "Invalid request",
+            "the request failed validation",
+            errors=errors,
+            instance=request.url.path,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -195,9 +195,7 @@ def _check_header(info: AudioInfo, limits: AudioLimits) -> None:
 
 
 def _too_long(limits: AudioLimits) -> TooLong:
-    return TooLong(
-        f"audio is longer than {limits.max_duration_s:.0f} s", limit_s=limits.max_duration_s
-    )
+    return TooLong(f"audio is longer than {limits.max_duration_s:.0f} s", limit_s=limits.max_duration_s)
 
 
 # --- libsndfile path (wav, flac) -------------------------------------------------------------
@@ -373,7 +371,9 @@ class _SampleBuffer:
     def append(self, block: np.ndarray) -> None:
         n = block.shape[1]
         if self.size + n > self._data.shape[1]:
-            grown = np.empty((self._data.shape[0], max(self.size + n, int(self._data.shape[1] * 1.5))), np.float32)
+            grown = np.empty(
+                (self._data.shape[0], max(self.size + n, int(self._data.shape[1] * 1.5))), np.float32
+            )
             grown[:, : self.size] = self._data[:, : self.size]
             self._data = grown
         self._data[:, self.size : self.size + n] = block

@@ -157,12 +157,17 @@ def one_run(manifest: Path, workdir: Path, *, workers: int, engine_name: str, ta
     upgrade(settings.resolved_database_url)
     db = make_engine(settings.resolved_database_url)
     factory = make_session_factory(db)
-    job_id, _ = create_job(factory, settings, JobRequest(what=("checks", "effects"), manifest=str(manifest)),
-                           options=RunOptions(engine=engine_name, workers=workers))
+    job_id, _ = create_job(
+        factory,
+        settings,
+        JobRequest(what=("checks", "effects"), manifest=str(manifest)),
+        options=RunOptions(engine=engine_name, workers=workers),
+    )
     with factory() as s:
         params = s.get(Job, job_id).params
-    engine = make_job_engine(engine_name, worker_spec(params, settings), workers=workers, settings=settings,
-                             ray_address=None)
+    engine = make_job_engine(
+        engine_name, worker_spec(params, settings), workers=workers, settings=settings, ray_address=None
+    )
     timeline = Timeline()
     sampler = MemorySampler(engine)
     load = os.getloadavg()[0]
@@ -182,15 +187,20 @@ def one_run(manifest: Path, workdir: Path, *, workers: int, engine_name: str, ta
     steady = (n - w) / (times[-1] - times[w - 1]) if w >= 1 and times[-1] > times[w - 1] else None
     peaks = sorted(sampler.peaks.values())
     return {
-        "engine": engine_name, "workers": workers, "items": n, "failed": status["failed"],
-        "wall_s": round(wall, 2), "items_per_s_wall": round(n / wall, 3),
+        "engine": engine_name,
+        "workers": workers,
+        "items": n,
+        "failed": status["failed"],
+        "wall_s": round(wall, 2),
+        "items_per_s_wall": round(n / wall, 3),
         "items_per_s_steady": round(steady, 3) if steady else None,
         "first_item_s": round(times[0] - t0, 2) if times else None,
         "worker_peak_rss_mb": [round(p / 2**20) for p in peaks],
         # Unique set size: memory only this worker holds (libraries are shared between workers).
         "worker_peak_uss_mb": sorted(round(p / 2**20) for p in sampler.uss.values()),
         # CPU seconds of all workers (start-up included; sampled, so a little low) and of the runner.
-        "worker_cpu_s": round(sum(sampler.cpu.values()), 2), "runner_cpu_s": round(runner_cpu, 2),
+        "worker_cpu_s": round(sum(sampler.cpu.values()), 2),
+        "runner_cpu_s": round(runner_cpu, 2),
         "runner_peak_rss_mb": round(sampler.parent_peak / 2**20),
         "load_avg_1m_before": round(load, 2),
     }
@@ -213,8 +223,11 @@ def main() -> None:
         work = Path(tmp)
         t = time.perf_counter()
         manifest = make_manifest(work, items=args.items, seconds=args.seconds)
-        print(f"# {args.items} items x {args.seconds:.0f} s stereo 44.1 kHz FLAC in {time.perf_counter() - t:.1f} s; "
-              f"{os.cpu_count()} CPUs", file=sys.stderr)
+        print(
+            f"# {args.items} items x {args.seconds:.0f} s stereo 44.1 kHz FLAC in {time.perf_counter() - t:.1f} s; "
+            f"{os.cpu_count()} CPUs",
+            file=sys.stderr,
+        )
         runs = []
         probes = []
         for r in range(args.repeats):
@@ -240,22 +253,38 @@ def main() -> None:
             "runner_cpu_s_median": round(statistics.median(r["runner_cpu_s"] for r in rs), 2),
             "runner_peak_rss_mb_max": max(r["runner_peak_rss_mb"] for r in rs),
         }
-    out: dict[str, Any] = {"engine": args.engine, "items": args.items, "seconds": args.seconds, "runs": runs,
-                           "summary": summary, "cpu_probe_2_over_1": probes}
+    out: dict[str, Any] = {
+        "engine": args.engine,
+        "items": args.items,
+        "seconds": args.seconds,
+        "runs": runs,
+        "summary": summary,
+        "cpu_probe_2_over_1": probes,
+    }
     if 1 in summary and 2 in summary and summary[1]["steady_items_per_s_median"]:
-        out["speedup_steady_1_to_2"] = round(summary[2]["steady_items_per_s_median"] / summary[1]["steady_items_per_s_median"], 2)
-        out["speedup_wall_1_to_2"] = round(summary[2]["wall_items_per_s_median"] / summary[1]["wall_items_per_s_median"], 2)
+        out["speedup_steady_1_to_2"] = round(
+            summary[2]["steady_items_per_s_median"] / summary[1]["steady_items_per_s_median"], 2
+        )
+        out["speedup_wall_1_to_2"] = round(
+            summary[2]["wall_items_per_s_median"] / summary[1]["wall_items_per_s_median"], 2
+        )
     if args.json:
         print(json.dumps(out, indent=2))
         return
-    print(f"{'workers':>7} {'steady items/s':>15} {'wall items/s':>13} {'worker RSS/USS':>15} {'runner RSS':>11}")
+    print(
+        f"{'workers':>7} {'steady items/s':>15} {'wall items/s':>13} {'worker RSS/USS':>15} {'runner RSS':>11}"
+    )
     for w, s in summary.items():
-        print(f"{w:>7} {s['steady_items_per_s_median'] or float('nan'):>15.3f} {s['wall_items_per_s_median']:>13.3f} "
-              f"{str(s['worker_peak_rss_mb_max']) + '/' + str(s['worker_peak_uss_mb_max']) + ' MB':>15} "
-              f"{str(s['runner_peak_rss_mb_max']) + ' MB':>11}")
+        print(
+            f"{w:>7} {s['steady_items_per_s_median'] or float('nan'):>15.3f} {s['wall_items_per_s_median']:>13.3f} "
+            f"{str(s['worker_peak_rss_mb_max']) + '/' + str(s['worker_peak_uss_mb_max']) + ' MB':>15} "
+            f"{str(s['runner_peak_rss_mb_max']) + ' MB':>11}"
+        )
     if "speedup_steady_1_to_2" in out:
-        print(f"speed-up 1 -> 2 workers: steady {out['speedup_steady_1_to_2']}x, whole job {out['speedup_wall_1_to_2']}x; "
-              f"a pure CPU loop got {probes}x at the same times")
+        print(
+            f"speed-up 1 -> 2 workers: steady {out['speedup_steady_1_to_2']}x, whole job {out['speedup_wall_1_to_2']}x; "
+            f"a pure CPU loop got {probes}x at the same times"
+        )
 
 
 if __name__ == "__main__":

@@ -40,14 +40,18 @@ def _print_summary(status: dict[str, Any]) -> None:
     from jobs.diff import flips_summary_lines
 
     summary = status.get("summary") or {}
-    typer.echo(f"job {status['id']}: {status['status']} -- {status['done']} done, {status['failed']} failed, "
-               f"{status['pending']} pending of {status['total']}")
+    typer.echo(
+        f"job {status['id']}: {status['status']} -- {status['done']} done, {status['failed']} failed, "
+        f"{status['pending']} pending of {status['total']}"
+    )
     if status["errors"]:
         by = ", ".join(f"{code}: {n}" for code, n in sorted(status["errors"].items(), key=lambda kv: -kv[1]))
         typer.echo(f"  failed by error code: {by}")
     if summary.get("items_per_s") is not None:
-        typer.echo(f"  this run: {summary.get('processed_this_run', 0)} items in {summary.get('wall_s', 0):.1f} s "
-                   f"= {summary['items_per_s']:.2f} items/s ({summary.get('engine')}, {summary.get('workers')} workers)")
+        typer.echo(
+            f"  this run: {summary.get('processed_this_run', 0)} items in {summary.get('wall_s', 0):.1f} s "
+            f"= {summary['items_per_s']:.2f} items/s ({summary.get('engine')}, {summary.get('workers')} workers)"
+        )
     for line in flips_summary_lines(summary.get("flips") or {}):
         typer.echo(f"  {line}")
     if summary.get("output"):
@@ -68,18 +72,44 @@ def _sigterm_as_interrupt() -> None:
 
 
 def rescore(
-    what: Annotated[str | None, typer.Option(help="Comma-separated: checks, effects, voiceprint (not needed to resume)")] = None,
-    where: Annotated[list[str] | None, typer.Option("--where", help="KEY=VALUE selection, repeatable (user, song, kind, settings_version, model_id, since, until, id)")] = None,
-    manifest: Annotated[Path | None, typer.Option(help="CSV (with a 'path' column), JSONL or Parquet list of audio files")] = None,
-    kind: Annotated[str, typer.Option(help="Kind of manifest files without a 'kind' column: mix or vocal")] = "mix",
+    what: Annotated[
+        str | None, typer.Option(help="Comma-separated: checks, effects, voiceprint (not needed to resume)")
+    ] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--where",
+            help="KEY=VALUE selection, repeatable (user, song, kind, settings_version, model_id, since, until, id)",
+        ),
+    ] = None,
+    manifest: Annotated[
+        Path | None, typer.Option(help="CSV (with a 'path' column), JSONL or Parquet list of audio files")
+    ] = None,
+    kind: Annotated[
+        str, typer.Option(help="Kind of manifest files without a 'kind' column: mix or vocal")
+    ] = "mix",
     engine: Annotated[str | None, typer.Option(help="local (process pool) or ray")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes / Ray actors (0: in this process)")] = None,
-    output: Annotated[Path | None, typer.Option(help="Write one row per item to FILE (.jsonl or .parquet)")] = None,
-    job_id: Annotated[str | None, typer.Option("--job-id", help="Resume this job, or create it under this id")] = None,
-    ray_address: Annotated[str | None, typer.Option(help="Join this Ray cluster (else a local instance)")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute and report what would change; write nothing back")] = False,
-    embedder: Annotated[str | None, typer.Option(help="Voiceprint model to re-embed with (backend name or module:attr)")] = None,
-    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal)")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes / Ray actors (0: in this process)")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Write one row per item to FILE (.jsonl or .parquet)")
+    ] = None,
+    job_id: Annotated[
+        str | None, typer.Option("--job-id", help="Resume this job, or create it under this id")
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Join this Ray cluster (else a local instance)")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Compute and report what would change; write nothing back")
+    ] = False,
+    embedder: Annotated[
+        str | None, typer.Option(help="Voiceprint model to re-embed with (backend name or module:attr)")
+    ] = None,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final status as JSON")] = False,
 ) -> None:
     """Re-run checks, effects and/or voiceprint embeddings over stored recordings or a manifest.
@@ -95,8 +125,9 @@ def rescore(
 
     settings, db_engine, factory = _db()
     try:
-        options = RunOptions(engine=engine, workers=workers, output=str(output) if output else None,
-                             ray_address=ray_address)
+        options = RunOptions(
+            engine=engine, workers=workers, output=str(output) if output else None, ray_address=ray_address
+        )
         resume = False
         if job_id is not None and what is None:
             with reader(factory)() as s:
@@ -106,9 +137,14 @@ def rescore(
         if not resume:
             if what is None:
                 raise typer.BadParameter("--what is required for a new job")
-            request = JobRequest(what=tuple(what.split(",")), where=tuple(where or ()),
-                                 manifest=str(manifest) if manifest else None, kind=kind, dry_run=dry_run,
-                                 embedder=embedder)
+            request = JobRequest(
+                what=tuple(what.split(",")),
+                where=tuple(where or ()),
+                manifest=str(manifest) if manifest else None,
+                kind=kind,
+                dry_run=dry_run,
+                embedder=embedder,
+            )
             the_job, created = create_job(factory, settings, request, options=options, job_id=job_id)
             typer.echo(f"job {the_job} {'created' if created else 'resumed'}")
         else:
@@ -116,13 +152,19 @@ def rescore(
             typer.echo(f"job {the_job} resumed")
         sys.stdout.flush()
         # On resume only what the user gave overrides the stored options.
-        run_options = RunOptions(engine=engine, workers=workers, output=str(output) if output else None,
-                                 ray_address=ray_address)
+        run_options = RunOptions(
+            engine=engine, workers=workers, output=str(output) if output else None, ray_address=ray_address
+        )
         show = sys.stderr.isatty() if progress is None else progress
         _sigterm_as_interrupt()
         try:
-            status = run_job(factory, settings, the_job, options=run_options,
-                             progress=RichProgress() if show else NullProgress())
+            status = run_job(
+                factory,
+                settings,
+                the_job,
+                options=run_options,
+                progress=RichProgress() if show else NullProgress(),
+            )
         except KeyboardInterrupt:
             from jobs.runner import job_status
 
@@ -168,8 +210,10 @@ def list_jobs(limit: Annotated[int, typer.Option(min=1, max=1000)] = 20) -> None
     _, db_engine, factory = _db()
     try:
         for j in recent(factory, limit=limit):
-            typer.echo(f"{j['id']}  {j['status']:<11} {','.join(j['what']):<24} {j['done'] + j['failed']}/{j['total']} "
-                       f"({j['failed']} failed)  {j['created_at']:%Y-%m-%d %H:%M}")
+            typer.echo(
+                f"{j['id']}  {j['status']:<11} {','.join(j['what']):<24} {j['done'] + j['failed']}/{j['total']} "
+                f"({j['failed']} failed)  {j['created_at']:%Y-%m-%d %H:%M}"
+            )
     finally:
         db_engine.dispose()
 
@@ -188,13 +232,17 @@ def cancel(job_id: str) -> None:
         raise typer.Exit(2) from None
     finally:
         db_engine.dispose()
-    typer.echo(f"job {job_id}: {status['status']}{' (stop requested)' if status['status'] == 'running' else ''}")
+    typer.echo(
+        f"job {job_id}: {status['status']}{' (stop requested)' if status['status'] == 'running' else ''}"
+    )
 
 
 @jobs_app.command("switch-over")
 def switch_over_cmd(
     model_id: str,
-    retire_old: Annotated[bool, typer.Option(help="Also retire the old-model voiceprints (no rollback)")] = False,
+    retire_old: Annotated[
+        bool, typer.Option(help="Also retire the old-model voiceprints (no rollback)")
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
 ) -> None:
     """Activate the voiceprints a re-embedding job staged for MODEL_ID (then point the service at it)."""

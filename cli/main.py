@@ -31,14 +31,21 @@ def serve(
     from core.settings import get_settings
 
     settings = get_settings()
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
-                log_level="info", proxy_headers=False)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level="info",
+        proxy_headers=False,
+    )
 
 
 @app.command()
 def check(
     files: Annotated[list[Path], typer.Argument(help="Audio files to check", exists=False)],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object per file in a list)")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (one object per file in a list)")
+    ] = False,
     kind: Annotated[str, typer.Option(help="mix or vocal")] = "mix",
 ) -> None:
     """Decode each file and print its recording check report. Exit code 1 if any file fails."""
@@ -61,8 +68,10 @@ def check(
             results.append({"file": str(path), **report})
             failed |= report.get("verdict") == "fail"
             if not as_json:
-                typer.echo(f"== {path} ({decoded.info.container}/{decoded.info.codec}, "
-                           f"{decoded.sample_rate} Hz, {decoded.channels} ch, {decoded.duration_s:.2f} s)")
+                typer.echo(
+                    f"== {path} ({decoded.info.container}/{decoded.info.codec}, "
+                    f"{decoded.sample_rate} Hz, {decoded.channels} ch, {decoded.duration_s:.2f} s)"
+                )
                 typer.echo(format_table(report))
         except (SonggateError, FileNotFoundError) as exc:
             failed = True

@@ -23,9 +23,7 @@ from voiceprint.config import VoiceprintSettings
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="SONGGATE_", env_nested_delimiter="__", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="SONGGATE_", env_nested_delimiter="__", extra="ignore")
 
     env: Literal["development", "test", "production"] = "development"
     data_dir: Path = Path("var")

@@ -24,14 +24,20 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(session: Session, *, name: str, scopes: list[str], key: str | None = None) -> tuple[ApiKey, str]:
+def create_key(
+    session: Session, *, name: str, scopes: list[str], key: str | None = None
+) -> tuple[ApiKey, str]:
     """Create a key and return ``(row, plaintext)``; the plaintext is never stored."""
     bad = sorted(set(scopes) - set(SCOPES))
     if bad or not scopes:
         raise UnknownScope(f"unknown scopes {bad}; choose from {SCOPES}")
     plaintext = key or PREFIX + secrets.token_urlsafe(32)
     row = ApiKey(
-        id=new_id("key"), name=name, prefix=plaintext[:10], key_hash=hash_key(plaintext), scopes=sorted(set(scopes))
+        id=new_id("key"),
+        name=name,
+        prefix=plaintext[:10],
+        key_hash=hash_key(plaintext),
+        scopes=sorted(set(scopes)),
     )
     session.add(row)
     session.flush()

@@ -20,8 +20,13 @@ from jobs.runner import RunOptions, materialize, run_job
 log = logging.getLogger("songgate.jobs")
 
 
-def _run(factory: sessionmaker[Session], settings: Settings, job_id: str, options: RunOptions,
-         stop: threading.Event) -> None:
+def _run(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    job_id: str,
+    options: RunOptions,
+    stop: threading.Event,
+) -> None:
     try:
         materialize(factory, job_id)
         status = run_job(factory, settings, job_id, options=options, progress=LogProgress(), stop_event=stop)
@@ -30,8 +35,14 @@ def _run(factory: sessionmaker[Session], settings: Settings, job_id: str, option
         log.exception("job %s failed", job_id)
 
 
-def start_in_background(factory: sessionmaker[Session], settings: Settings, job_id: str, *,
-                        options: RunOptions, threads: dict[str, Any]) -> bool:
+def start_in_background(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    job_id: str,
+    *,
+    options: RunOptions,
+    threads: dict[str, Any],
+) -> bool:
     """Start ``job_id`` in a daemon thread unless this process already runs it; True if started.
 
     ``threads`` is the caller's registry (``app.state.job_threads``): job id -> (thread, stop event).
@@ -40,8 +51,12 @@ def start_in_background(factory: sessionmaker[Session], settings: Settings, job_
     if current is not None and current[0].is_alive():
         return False
     stop = threading.Event()
-    thread = threading.Thread(target=_run, args=(factory, settings, job_id, options, stop),
-                              name=f"songgate-job-{job_id}", daemon=True)
+    thread = threading.Thread(
+        target=_run,
+        args=(factory, settings, job_id, options, stop),
+        name=f"songgate-job-{job_id}",
+        daemon=True,
+    )
     threads[job_id] = (thread, stop)
     thread.start()
     return True

@@ -8,7 +8,10 @@ from pydantic import BaseModel, Field
 class JobSettings(BaseModel):
     default_workers: int = Field(2, ge=0, le=256, description="Worker processes/actors (0: run in-process)")
     api_workers: int = Field(
-        1, ge=0, le=64, description="Workers of a job started through POST /v1/jobs (0: in a thread of the API)"
+        1,
+        ge=0,
+        le=64,
+        description="Workers of a job started through POST /v1/jobs (0: in a thread of the API)",
     )
     max_in_flight_per_worker: int = Field(
         2, ge=1, le=64, description="Items queued per local worker (bounds memory; keeps workers busy)"
@@ -27,4 +30,6 @@ class JobSettings(BaseModel):
     ray_chunk: int = Field(20_000, ge=1, description="Items per Ray dataset (bounds driver memory)")
     ray_local_num_cpus: int = Field(2, ge=1, description="CPUs of a local Ray instance (no --ray-address)")
     ray_object_store_mb: int = Field(256, ge=64, description="Object store of a local Ray instance, MiB")
-    ray_num_gpus_per_actor: float = Field(0.0, ge=0, description="GPUs per actor (embedding on a GPU cluster)")
+    ray_num_gpus_per_actor: float = Field(
+        0.0, ge=0, description="GPUs per actor (embedding on a GPU cluster)"
+    )

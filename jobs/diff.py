@@ -83,9 +83,14 @@ def _iter_results(factory: sessionmaker[Session], job_id: str, *, item_types: tu
         with reads() as s:
             rows = s.execute(
                 select(JobItem.seq, JobItem.item_key, JobItem.result)
-                .where(JobItem.job_id == job_id, JobItem.status == "done", JobItem.seq > last,
-                       JobItem.item_type.in_(item_types))
-                .order_by(JobItem.seq).limit(CHUNK)
+                .where(
+                    JobItem.job_id == job_id,
+                    JobItem.status == "done",
+                    JobItem.seq > last,
+                    JobItem.item_type.in_(item_types),
+                )
+                .order_by(JobItem.seq)
+                .limit(CHUNK)
             ).all()
         if not rows:
             return
@@ -114,7 +119,9 @@ def _vec(payload: bytes | None) -> np.ndarray | None:
     return np.frombuffer(payload, dtype="<f4").astype(np.float32)
 
 
-def _links(users: list[str], x: np.ndarray, *, model_id: str, threshold: float, k: int, settings: Settings) -> set[tuple[str, str]]:
+def _links(
+    users: list[str], x: np.ndarray, *, model_id: str, threshold: float, k: int, settings: Settings
+) -> set[tuple[str, str]]:
     """Unordered user pairs within ``threshold`` (cosine), found like the service's voice search:
     the k nearest neighbours of each voiceprint in a :class:`voiceprint.search.VoiceIndex`."""
     from voiceprint.search import IndexParams, VoiceIndex
@@ -125,8 +132,8 @@ def _links(users: list[str], x: np.ndarray, *, model_id: str, threshold: float, 
     index.upsert(users, users, x)
     out: set[tuple[str, str]] = set()
     for start in range(0, len(users), 1024):
-        block = users[start:start + 1024]
-        hits = index.search(x[start:start + 1024], k=min(k + 1, len(users)))
+        block = users[start : start + 1024]
+        hits = index.search(x[start : start + 1024], k=min(k + 1, len(users)))
         for user, row in zip(block, hits, strict=True):
             for h in row:
                 if h.user_id != user and h.score >= threshold:
@@ -134,7 +141,9 @@ def _links(users: list[str], x: np.ndarray, *, model_id: str, threshold: float, 
     return out
 
 
-def voiceprint_flips(factory: sessionmaker[Session], job_id: str, *, new_model_id: str, settings: Settings) -> dict[str, Any]:
+def voiceprint_flips(
+    factory: sessionmaker[Session], job_id: str, *, new_model_id: str, settings: Settings
+) -> dict[str, Any]:
     """Past decisions and voice-search links that would flip under ``new_model_id``.
 
     Also stores on each attempt item's result its would-be decision (``new_decision``...).
@@ -147,8 +156,11 @@ def voiceprint_flips(factory: sessionmaker[Session], job_id: str, *, new_model_i
     new_by_old: dict[str, np.ndarray] = {}
     vp_failed = 0
     with reader(factory)() as s:
-        for r in s.execute(select(JobItem.item_key, JobItem.status, JobItem.payload)
-                           .where(JobItem.job_id == job_id, JobItem.item_type == "voiceprint")):
+        for r in s.execute(
+            select(JobItem.item_key, JobItem.status, JobItem.payload).where(
+                JobItem.job_id == job_id, JobItem.item_type == "voiceprint"
+            )
+        ):
             vec = _vec(r.payload)
             if r.status == "done" and vec is not None:
                 new_by_old[r.item_key.removeprefix("vp:")] = vec
@@ -159,14 +171,24 @@ def voiceprint_flips(factory: sessionmaker[Session], job_id: str, *, new_model_i
         ids = list(new_by_old)
         for i in range(0, len(ids), CHUNK):
             rows = s.execute(
-                select(Voiceprint.id, Voiceprint.user_id, Voiceprint.model_id, Embedding.vector, Embedding.dimension)
-                .join(Embedding, (Embedding.voiceprint_id == Voiceprint.id) & (Embedding.kind == "voiceprint"))
-                .where(Voiceprint.id.in_(ids[i:i + CHUNK]))
+                select(
+                    Voiceprint.id,
+                    Voiceprint.user_id,
+                    Voiceprint.model_id,
+                    Embedding.vector,
+                    Embedding.dimension,
+                )
+                .join(
+                    Embedding, (Embedding.voiceprint_id == Voiceprint.id) & (Embedding.kind == "voiceprint")
+                )
+                .where(Voiceprint.id.in_(ids[i : i + CHUNK]))
             ).all()
             for row in rows:
                 old[row.id] = (row.user_id, row.model_id, vector_from_bytes(row.vector, row.dimension))
-    summary: dict[str, Any] = {"new_model_id": new_model_id, "voiceprints": {
-        "reembedded": len(new_by_old), "failed": vp_failed}}
+    summary: dict[str, Any] = {
+        "new_model_id": new_model_id,
+        "voiceprints": {"reembedded": len(new_by_old), "failed": vp_failed},
+    }
 
     new_thr, new_thr_error = _try_thresholds(new_model_id, settings)
 
@@ -181,14 +203,31 @@ def voiceprint_flips(factory: sessionmaker[Session], job_id: str, *, new_model_i
             links[model] = {"unavailable": old_err or new_thr_error}
             continue
         users = [old[v][0] for v in vp_ids]
-        before = _links(users, as_unit_vectors(np.stack([old[v][2] for v in vp_ids])), model_id=model,
-                        threshold=old_thr.search, k=vs.search_k, settings=settings)
-        after = _links(users, as_unit_vectors(np.stack([new_by_old[v] for v in vp_ids])), model_id=new_model_id,
-                       threshold=new_thr.search, k=vs.search_k, settings=settings)
+        before = _links(
+            users,
+            as_unit_vectors(np.stack([old[v][2] for v in vp_ids])),
+            model_id=model,
+            threshold=old_thr.search,
+            k=vs.search_k,
+            settings=settings,
+        )
+        after = _links(
+            users,
+            as_unit_vectors(np.stack([new_by_old[v] for v in vp_ids])),
+            model_id=new_model_id,
+            threshold=new_thr.search,
+            k=vs.search_k,
+            settings=settings,
+        )
         gained, lost = sorted(after - before), sorted(before - after)
         links[model] = {
-            "users": len(users), "threshold_old": old_thr.search, "threshold_new": new_thr.search,
-            "links_old": len(before), "links_new": len(after), "gained": len(gained), "lost": len(lost),
+            "users": len(users),
+            "threshold_old": old_thr.search,
+            "threshold_new": new_thr.search,
+            "links_old": len(before),
+            "links_new": len(after),
+            "gained": len(gained),
+            "lost": len(lost),
             "examples_gained": [list(p) for p in gained[:EXAMPLES]],
             "examples_lost": [list(p) for p in lost[:EXAMPLES]],
         }
@@ -196,8 +235,14 @@ def voiceprint_flips(factory: sessionmaker[Session], job_id: str, *, new_model_i
 
     # 4. Past verification decisions.
     summary["decisions"] = _decision_flips(
-        factory, job_id, new_by_old=new_by_old, old=old, new_model_id=new_model_id, thresholds=new_thr,
-        thresholds_error=new_thr_error, settings=settings,
+        factory,
+        job_id,
+        new_by_old=new_by_old,
+        old=old,
+        new_model_id=new_model_id,
+        thresholds=new_thr,
+        thresholds_error=new_thr_error,
+        settings=settings,
     )
     return summary
 
@@ -209,15 +254,30 @@ def _try_thresholds(model_id: str, settings: Settings) -> tuple[Any, str | None]
         return None, f"{exc.code}: {exc.detail}"
 
 
-def _decision_flips(factory: sessionmaker[Session], job_id: str, *, new_by_old: dict[str, np.ndarray],
-                    old: dict[str, tuple[str, str, np.ndarray]], new_model_id: str, thresholds: Any,
-                    thresholds_error: str | None, settings: Settings) -> dict[str, Any]:
+def _decision_flips(
+    factory: sessionmaker[Session],
+    job_id: str,
+    *,
+    new_by_old: dict[str, np.ndarray],
+    old: dict[str, tuple[str, str, np.ndarray]],
+    new_model_id: str,
+    thresholds: Any,
+    thresholds_error: str | None,
+    settings: Settings,
+) -> dict[str, Any]:
     from voiceprint.scoring import Cohort, ModelVector, as_unit_vectors, score_verification
     from voiceprint.tables import VerificationAttempt
 
     vs = settings.voiceprint
-    out: dict[str, Any] = {"rescored": 0, "flipped": 0, "transitions": {}, "audio_unavailable": 0,
-                           "no_new_voiceprint": 0, "failed": 0, "cohort_size": 0}
+    out: dict[str, Any] = {
+        "rescored": 0,
+        "flipped": 0,
+        "transitions": {},
+        "audio_unavailable": 0,
+        "no_new_voiceprint": 0,
+        "failed": 0,
+        "cohort_size": 0,
+    }
     if thresholds is None:
         out["unavailable"] = thresholds_error
     # An enrolled-style cohort, as the service forms one from enrolled voiceprints: up to
@@ -226,7 +286,9 @@ def _decision_flips(factory: sessionmaker[Session], job_id: str, *, new_by_old: 
     pool_users = np.array([old[v][0] if v in old else "" for v in pool_ids], dtype=object)
     pool = as_unit_vectors(np.stack([new_by_old[v] for v in pool_ids])) if pool_ids else None
     use_cohort = pool is not None and vs.cohort_source in ("auto", "enrolled")
-    shared = Cohort(new_model_id, pool[: vs.cohort_max_size], "job") if use_cohort and pool is not None else None
+    shared = (
+        Cohort(new_model_id, pool[: vs.cohort_max_size], "job") if use_cohort and pool is not None else None
+    )
     in_pool = set(pool_users.tolist())
     transitions: collections.Counter[str] = collections.Counter()
     reads = reader(factory)
@@ -234,15 +296,26 @@ def _decision_flips(factory: sessionmaker[Session], job_id: str, *, new_by_old: 
     while True:
         with reads() as s:
             items = s.execute(
-                select(JobItem.seq, JobItem.item_key, JobItem.status, JobItem.error_code, JobItem.payload, JobItem.result)
+                select(
+                    JobItem.seq,
+                    JobItem.item_key,
+                    JobItem.status,
+                    JobItem.error_code,
+                    JobItem.payload,
+                    JobItem.result,
+                )
                 .where(JobItem.job_id == job_id, JobItem.item_type == "attempt", JobItem.seq > last)
-                .order_by(JobItem.seq).limit(CHUNK)
+                .order_by(JobItem.seq)
+                .limit(CHUNK)
             ).all()
             if not items:
                 break
             last = items[-1].seq
             attempt_ids = [r.item_key.removeprefix("attempt:") for r in items]
-            attempts = {a.id: a for a in s.scalars(select(VerificationAttempt).where(VerificationAttempt.id.in_(attempt_ids)))}
+            attempts = {
+                a.id: a
+                for a in s.scalars(select(VerificationAttempt).where(VerificationAttempt.id.in_(attempt_ids)))
+            }
         updates = []
         for r, attempt_id in zip(items, attempt_ids, strict=True):
             if r.status == "failed":
@@ -265,24 +338,42 @@ def _decision_flips(factory: sessionmaker[Session], job_id: str, *, new_by_old: 
             if cohort is not None and len(cohort) < vs.cohort_min_size:
                 cohort = None
             res = score_verification(
-                ModelVector(new_model_id, probe), ModelVector(new_model_id, new_vp), thresholds=thresholds,
-                cohort=cohort, top_n=vs.asnorm_top_n, min_cohort=vs.cohort_min_size,
+                ModelVector(new_model_id, probe),
+                ModelVector(new_model_id, new_vp),
+                thresholds=thresholds,
+                cohort=cohort,
+                top_n=vs.asnorm_top_n,
+                min_cohort=vs.cohort_min_size,
             )
             out["rescored"] += 1
             out["cohort_size"] = max(out["cohort_size"], res.cohort_size)
             transitions[f"{a.decision}->{res.decision}"] += 1
             result = dict(r.result or {})
-            result.update({
-                "user_id": a.user_id, "old_model_id": a.model_id, "old_decision": a.decision,
-                "old_score": a.score, "new_decision": res.decision, "new_score": round(res.score, 6),
-                "new_normalized_score": None if res.normalized_score is None else round(res.normalized_score, 6),
-                "new_threshold": res.threshold, "new_method": res.method, "flipped": a.decision != res.decision,
-            })
+            result.update(
+                {
+                    "user_id": a.user_id,
+                    "old_model_id": a.model_id,
+                    "old_decision": a.decision,
+                    "old_score": a.score,
+                    "new_decision": res.decision,
+                    "new_score": round(res.score, 6),
+                    "new_normalized_score": None
+                    if res.normalized_score is None
+                    else round(res.normalized_score, 6),
+                    "new_threshold": res.threshold,
+                    "new_method": res.method,
+                    "flipped": a.decision != res.decision,
+                }
+            )
             updates.append((r.seq, result))
         if updates:
             with factory() as s, s.begin():
                 for seq, result in updates:
-                    s.execute(update(JobItem).where(JobItem.job_id == job_id, JobItem.seq == seq).values(result=result))
+                    s.execute(
+                        update(JobItem)
+                        .where(JobItem.job_id == job_id, JobItem.seq == seq)
+                        .values(result=result)
+                    )
     out["transitions"] = dict(sorted(transitions.items()))
     out["flipped"] = sum(n for t, n in transitions.items() if len(set(t.split("->"))) == 2)
     return out
@@ -295,8 +386,10 @@ def flips_summary_lines(flips: dict[str, Any]) -> list[str]:
     if checks and not checks["compared"]:
         lines.append("checks: no stored reports to compare with (manifest files)")
     elif checks:
-        lines.append(f"checks: {checks['changed']} of {checks['compared']} verdicts would change "
-                     f"{checks['transitions']}")
+        lines.append(
+            f"checks: {checks['changed']} of {checks['compared']} verdicts would change "
+            f"{checks['transitions']}"
+        )
         if checks.get("started_failing"):
             lines.append(f"  newly failing checks: {checks['started_failing']}")
         if checks.get("stopped_failing"):
@@ -304,18 +397,23 @@ def flips_summary_lines(flips: dict[str, Any]) -> list[str]:
     vp = flips.get("voiceprint")
     if vp:
         d = vp["decisions"]
-        lines.append(f"voiceprint -> {vp['new_model_id']}: {vp['voiceprints']['reembedded']} voiceprints re-embedded, "
-                     f"{vp['voiceprints']['failed']} failed")
+        lines.append(
+            f"voiceprint -> {vp['new_model_id']}: {vp['voiceprints']['reembedded']} voiceprints re-embedded, "
+            f"{vp['voiceprints']['failed']} failed"
+        )
         if d.get("unavailable"):
             lines.append(f"  decisions: unavailable ({d['unavailable']})")
         else:
-            lines.append(f"  decisions: {d['flipped']} of {d['rescored']} past decisions would flip {d['transitions']}"
-                         f" (audio unavailable: {d['audio_unavailable']}, no new voiceprint: {d['no_new_voiceprint']})")
+            lines.append(
+                f"  decisions: {d['flipped']} of {d['rescored']} past decisions would flip {d['transitions']}"
+                f" (audio unavailable: {d['audio_unavailable']}, no new voiceprint: {d['no_new_voiceprint']})"
+            )
         for model, link in vp["search_links"].items():
             if "unavailable" in link:
                 lines.append(f"  search links ({model}): unavailable ({link['unavailable']})")
             else:
-                lines.append(f"  search links ({model} -> new): {link['links_old']} -> {link['links_new']}, "
-                             f"gained {link['gained']}, lost {link['lost']}")
+                lines.append(
+                    f"  search links ({model} -> new): {link['links_old']} -> {link['links_new']}, "
+                    f"gained {link['gained']}, lost {link['lost']}"
+                )
     return lines
-

@@ -120,8 +120,13 @@ def warm_up(spec: WorkerSpec) -> None:
         path = os.path.join(tmp, "warmup.wav")
         sf.write(path, y, sr, subtype="PCM_16")
         try:
-            analyze_recording(path, kind="mix", limits=spec.limits, checks=spec.checks,
-                              effects=spec.effects if "effects" in spec.what else None)
+            analyze_recording(
+                path,
+                kind="mix",
+                limits=spec.limits,
+                checks=spec.checks,
+                effects=spec.effects if "effects" in spec.what else None,
+            )
         except Exception as exc:  # best effort: a real problem shows up, per item, on the items
             log.warning("worker warm-up failed: %s: %s", type(exc).__name__, exc)
 
@@ -184,8 +189,12 @@ def report_summary(report: dict[str, Any]) -> dict[str, Any]:
     return {
         "verdict": report.get("verdict"),
         "settings_version": report.get("settings_version"),
-        "failed_checks": sorted(c["code"] for c in checks if isinstance(c, dict) and c.get("verdict") == "fail"),
-        "warned_checks": sorted(c["code"] for c in checks if isinstance(c, dict) and c.get("verdict") == "warn"),
+        "failed_checks": sorted(
+            c["code"] for c in checks if isinstance(c, dict) and c.get("verdict") == "fail"
+        ),
+        "warned_checks": sorted(
+            c["code"] for c in checks if isinstance(c, dict) and c.get("verdict") == "warn"
+        ),
     }
 
 
@@ -195,7 +204,10 @@ def _run_recording(state: WorkerState, task: ItemTask) -> Outcome:
     spec = state.spec
     path = _require_file(task.path)
     analysis = analyze_recording(
-        path, kind=task.kind or "mix", limits=spec.limits, checks=spec.checks,
+        path,
+        kind=task.kind or "mix",
+        limits=spec.limits,
+        checks=spec.checks,
         effects=spec.effects if "effects" in spec.what else None,
     )
     result: dict[str, Any] = {}
@@ -207,31 +219,47 @@ def _run_recording(state: WorkerState, task: ItemTask) -> Outcome:
             result["report"] = report
             info = analysis.info
             result["audio"] = {
-                "container": info.container, "codec": info.codec, "sample_rate": info.sample_rate,
-                "channels": info.channels, "duration_s": round(float(analysis.duration_s), 6),
+                "container": info.container,
+                "codec": info.codec,
+                "sample_rate": info.sample_rate,
+                "channels": info.channels,
+                "duration_s": round(float(analysis.duration_s), 6),
             }
     if "effects" in spec.what:
         result["effects"] = [
             {"kind": a.kind, "params_key": a.params_key, "bytes": len(a.data), "etag": a.etag.strip('"')}
             for a in analysis.artifacts
         ]
-    return Outcome(task.seq, "done", result=result, report=report,
-                   artifacts=list(analysis.artifacts) if task.item_type == "recording" else [])
+    return Outcome(
+        task.seq,
+        "done",
+        result=result,
+        report=report,
+        artifacts=list(analysis.artifacts) if task.item_type == "recording" else [],
+    )
 
 
 def _utterance_limits(spec: WorkerSpec) -> AudioLimits:
     """Decoding limits of a voiceprint utterance, as the voiceprint service applies them."""
     vp = spec.voiceprint or VoiceprintSettings()
-    return spec.limits.model_copy(update={"max_duration_s": min(spec.limits.max_duration_s, vp.max_utterance_s)})
+    return spec.limits.model_copy(
+        update={"max_duration_s": min(spec.limits.max_duration_s, vp.max_utterance_s)}
+    )
 
 
 def _embed(state: WorkerState, path: str) -> np.ndarray:
     """Decode and embed one utterance exactly as the voiceprint API does (prepare, then embed)."""
     from voiceprint.service import embed_samples, prepare_utterance
 
-    prepared = prepare_utterance(_require_file(path), limits=_utterance_limits(state.spec),
-                                 vp=state.spec.voiceprint or VoiceprintSettings(), measure_quality=False)
-    return np.asarray(embed_samples(state.embedder, prepared.speech, speech_s=prepared.speech_s), dtype=np.float32)
+    prepared = prepare_utterance(
+        _require_file(path),
+        limits=_utterance_limits(state.spec),
+        vp=state.spec.voiceprint or VoiceprintSettings(),
+        measure_quality=False,
+    )
+    return np.asarray(
+        embed_samples(state.embedder, prepared.speech, speech_s=prepared.speech_s), dtype=np.float32
+    )
 
 
 def _run_voiceprint(state: WorkerState, task: ItemTask) -> Outcome:
@@ -254,8 +282,12 @@ def _run_voiceprint(state: WorkerState, task: ItemTask) -> Outcome:
         if last is None:
             raise ValueError("voiceprint has no enrollment utterances")
         raise last
-    result = {"model_id": state.model_id, "utterances": len(task.inputs), "embedded": len(vectors),
-              "utterance_errors": errors}
+    result = {
+        "model_id": state.model_id,
+        "utterances": len(task.inputs),
+        "embedded": len(vectors),
+        "utterance_errors": errors,
+    }
     return Outcome(task.seq, "done", result=result, vectors=vectors, model_id=state.model_id)
 
 
@@ -264,5 +296,10 @@ def _run_attempt(state: WorkerState, task: ItemTask) -> Outcome:
     vector = _embed(state, task.path) if task.path else None
     if vector is None:
         raise FileNotFoundError("the attempt's audio is not stored")
-    return Outcome(task.seq, "done", result={"model_id": state.model_id}, vectors={"probe": vector},
-                   model_id=state.model_id)
+    return Outcome(
+        task.seq,
+        "done",
+        result={"model_id": state.model_id},
+        vectors={"probe": vector},
+        model_id=state.model_id,
+    )

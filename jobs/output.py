@@ -33,17 +33,29 @@ def output_format(path: str | Path) -> str:
     return fmt
 
 
-def iter_rows(factory: sessionmaker[Session], job_id: str, *, include_pending: bool = False) -> Iterator[dict[str, Any]]:
+def iter_rows(
+    factory: sessionmaker[Session], job_id: str, *, include_pending: bool = False
+) -> Iterator[dict[str, Any]]:
     """Item rows in ``seq`` order, read in short transactions (SQLite writers are never blocked long)."""
     reads = reader(factory)
     last = -1
     while True:
         with reads() as s:
             stmt = (
-                select(JobItem.seq, JobItem.item_key, JobItem.item_type, JobItem.recording_id, JobItem.path,
-                       JobItem.status, JobItem.error_code, JobItem.error_detail, JobItem.result)
+                select(
+                    JobItem.seq,
+                    JobItem.item_key,
+                    JobItem.item_type,
+                    JobItem.recording_id,
+                    JobItem.path,
+                    JobItem.status,
+                    JobItem.error_code,
+                    JobItem.error_detail,
+                    JobItem.result,
+                )
                 .where(JobItem.job_id == job_id, JobItem.seq > last)
-                .order_by(JobItem.seq).limit(CHUNK)
+                .order_by(JobItem.seq)
+                .limit(CHUNK)
             )
             if not include_pending:
                 stmt = stmt.where(JobItem.status != "pending")
@@ -52,9 +64,16 @@ def iter_rows(factory: sessionmaker[Session], job_id: str, *, include_pending: b
             return
         for r in rows:
             yield {
-                "job_id": job_id, "seq": r.seq, "item": r.item_key, "item_type": r.item_type,
-                "recording_id": r.recording_id, "path": r.path, "status": r.status,
-                "error_code": r.error_code, "error_detail": r.error_detail, "result": r.result,
+                "job_id": job_id,
+                "seq": r.seq,
+                "item": r.item_key,
+                "item_type": r.item_type,
+                "recording_id": r.recording_id,
+                "path": r.path,
+                "status": r.status,
+                "error_code": r.error_code,
+                "error_detail": r.error_detail,
+                "result": r.result,
             }
         last = rows[-1].seq
 
@@ -84,11 +103,20 @@ def _write_parquet(factory: sessionmaker[Session], job_id: str, tmp: Path) -> in
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.schema([
-        ("job_id", pa.string()), ("seq", pa.int64()), ("item", pa.string()), ("item_type", pa.string()),
-        ("recording_id", pa.string()), ("path", pa.string()), ("status", pa.string()),
-        ("error_code", pa.string()), ("error_detail", pa.string()), ("result", pa.string()),
-    ])
+    schema = pa.schema(
+        [
+            ("job_id", pa.string()),
+            ("seq", pa.int64()),
+            ("item", pa.string()),
+            ("item_type", pa.string()),
+            ("recording_id", pa.string()),
+            ("path", pa.string()),
+            ("status", pa.string()),
+            ("error_code", pa.string()),
+            ("error_detail", pa.string()),
+            ("result", pa.string()),
+        ]
+    )
     n = 0
     with pq.ParquetWriter(tmp, schema) as writer:
         batch: list[dict[str, Any]] = []

@@ -58,13 +58,20 @@ class RichProgress:
         self._total, self._done, self._base = total, completed, completed
         self._t0 = time.monotonic()
         self._progress = RProgress(
-            TextColumn("[bold]{task.description}"), BarColumn(bar_width=30), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[eta]}"), TimeElapsedColumn(),
-            TextColumn("[red]{task.fields[failed]}"), console=self.console, transient=False,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(bar_width=30),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[eta]}"),
+            TimeElapsedColumn(),
+            TextColumn("[red]{task.fields[failed]}"),
+            console=self.console,
+            transient=False,
         )
         self._progress.start()
-        self._task = self._progress.add_task(description, total=total, completed=completed,
-                                             rate="- items/s", eta=_fmt_eta(None), failed="")
+        self._task = self._progress.add_task(
+            description, total=total, completed=completed, rate="- items/s", eta=_fmt_eta(None), failed=""
+        )
 
     def advance(self, *, failed: bool) -> None:
         if self._progress is None:
@@ -73,8 +80,13 @@ class RichProgress:
         self._done += 1
         rate = (self._done - self._base) / max(time.monotonic() - self._t0, 1e-9)
         eta = (self._total - self._done) / rate if rate > 0 else None
-        self._progress.update(self._task, advance=1, rate=f"{rate:.2f} items/s", eta=_fmt_eta(eta),
-                              failed=f"{self._failed} failed" if self._failed else "")
+        self._progress.update(
+            self._task,
+            advance=1,
+            rate=f"{rate:.2f} items/s",
+            eta=_fmt_eta(eta),
+            failed=f"{self._failed} failed" if self._failed else "",
+        )
 
     def stop(self) -> None:
         if self._progress is not None:
@@ -102,8 +114,14 @@ class LogProgress:
             self._last = now
             rate = (self._done - self._base) / max(now - self._t0, 1e-9)
             eta = (self._total - self._done) / rate if rate > 0 else float("inf")
-            log.info("%d/%d items, %.2f items/s, ETA %.0f s, %d failed", self._done, self._total, rate, eta,
-                     self._failed)
+            log.info(
+                "%d/%d items, %.2f items/s, ETA %.0f s, %d failed",
+                self._done,
+                self._total,
+                rate,
+                eta,
+                self._failed,
+            )
 
     def stop(self) -> None:
         pass

@@ -98,7 +98,9 @@ def normalize_what(what: Iterable[str]) -> tuple[str, ...]:
     parts = [w.strip().lower() for item in what for w in str(item).split(",") if w.strip()]
     bad = [w for w in parts if w not in WHATS]
     if bad or not parts:
-        raise InvalidSelection(f"--what takes a comma-separated subset of {', '.join(WHATS)}; got {parts or 'nothing'}")
+        raise InvalidSelection(
+            f"--what takes a comma-separated subset of {', '.join(WHATS)}; got {parts or 'nothing'}"
+        )
     return tuple(w for w in WHATS if w in parts)  # canonical order, no duplicates
 
 
@@ -117,9 +119,14 @@ def _validate(request: JobRequest, options: RunOptions) -> None:
 
 
 def _identity(params: dict[str, Any], dry_run: bool) -> dict[str, Any]:
-    return {"what": list(params["what"]), "where": list(params.get("where") or []),
-            "manifest": params.get("manifest"), "kind": params.get("kind"), "dry_run": bool(dry_run),
-            "embedder": params.get("embedder")}
+    return {
+        "what": list(params["what"]),
+        "where": list(params.get("where") or []),
+        "manifest": params.get("manifest"),
+        "kind": params.get("kind"),
+        "dry_run": bool(dry_run),
+        "embedder": params.get("embedder"),
+    }
 
 
 # --- creating a job --------------------------------------------------------------------------------
@@ -159,8 +166,11 @@ def create_job(
     embedder = request.embedder or (settings.voiceprint.backend if "voiceprint" in request.what else None)
     request = dataclasses.replace(request, embedder=embedder)
     params: dict[str, Any] = {
-        "what": list(request.what), "where": list(request.where), "manifest": request.manifest,
-        "kind": request.kind, "embedder": embedder,
+        "what": list(request.what),
+        "where": list(request.where),
+        "manifest": request.manifest,
+        "kind": request.kind,
+        "embedder": embedder,
         "settings": {
             "limits": settings.limits.model_dump(mode="json"),
             "checks": settings.checks.model_dump(mode="json"),
@@ -168,28 +178,50 @@ def create_job(
             "voiceprint": settings.voiceprint.model_dump(mode="json"),
         },
         "checks_version": settings.checks.version,
-        "engine": options.engine or "local", "workers": options.workers, "output": options.output,
-        "ray_address": options.ray_address, "materialized": False,
+        "engine": options.engine or "local",
+        "workers": options.workers,
+        "output": options.output,
+        "ray_address": options.ray_address,
+        "materialized": False,
     }
     if job_id is not None:
         with reader(factory)() as s:
             existing = s.get(Job, job_id)
             if existing is not None:
                 if _identity(existing.params, existing.dry_run) != _identity(params, request.dry_run):
-                    raise JobMismatch(f"job {job_id} exists with other parameters; resume it without them "
-                                      f"or choose another id", job_id=job_id)
+                    raise JobMismatch(
+                        f"job {job_id} exists with other parameters; resume it without them "
+                        f"or choose another id",
+                        job_id=job_id,
+                    )
                 return job_id, False
     if "voiceprint" in request.what:
         # Fail fast on a model that cannot load, and learn its exact id: the selection needs it.
-        model = load_embedder(embedder or "", model_dir=str(settings.resolved_model_dir), settings=settings.voiceprint)
+        model = load_embedder(
+            embedder or "", model_dir=str(settings.resolved_model_dir), settings=settings.voiceprint
+        )
         params["target_model_id"] = str(model.model_id)
         params["target_dimension"] = int(model.dimension)
         del model
     job_id = job_id or new_id("job")
     with factory() as s, s.begin():
-        s.add(Job(id=job_id, what=",".join(request.what), source="manifest" if request.manifest else "db",
-                  params=params, status="queued", dry_run=request.dry_run, total=0, done=0, failed=0,
-                  errors={}, summary={}, cancel_requested=False, created_at=clock.now()))
+        s.add(
+            Job(
+                id=job_id,
+                what=",".join(request.what),
+                source="manifest" if request.manifest else "db",
+                params=params,
+                status="queued",
+                dry_run=request.dry_run,
+                total=0,
+                done=0,
+                failed=0,
+                errors={},
+                summary={},
+                cancel_requested=False,
+                created_at=clock.now(),
+            )
+        )
     if materialize_now:
         materialize(factory, job_id)
     return job_id, True
@@ -204,7 +236,9 @@ def _item_rows(session: Session, params: dict[str, Any]) -> Iterator[selection.I
     if "checks" in what or "effects" in what:
         yield from selection.select_recordings(session, conditions)
     if "voiceprint" in what:
-        yield from selection.select_voiceprints(session, conditions, target_model_id=params["target_model_id"])
+        yield from selection.select_voiceprints(
+            session, conditions, target_model_id=params["target_model_id"]
+        )
 
 
 def materialize(factory: sessionmaker[Session], job_id: str) -> int:
@@ -218,9 +252,19 @@ def materialize(factory: sessionmaker[Session], job_id: str) -> int:
         seq = 0
         buf: list[dict[str, Any]] = []
         for row in _item_rows(s, job.params):
-            buf.append({"job_id": job_id, "seq": seq, "item_key": row.key, "item_type": row.item_type,
-                        "recording_id": row.recording_id, "path": row.path, "kind": row.kind,
-                        "status": "pending", "attempts": 0})
+            buf.append(
+                {
+                    "job_id": job_id,
+                    "seq": seq,
+                    "item_key": row.key,
+                    "item_type": row.item_type,
+                    "recording_id": row.recording_id,
+                    "path": row.path,
+                    "kind": row.kind,
+                    "status": "pending",
+                    "attempts": 0,
+                }
+            )
             seq += 1
             if len(buf) >= INSERT_CHUNK:
                 s.execute(insert(JobItem), buf)
@@ -257,19 +301,32 @@ def runner_alive(job: Job, *, lease_s: float, now: dt.datetime) -> bool:
 # --- running a job ---------------------------------------------------------------------------------
 
 
-def make_engine(name: str, spec: WorkerSpec, *, workers: int, settings: Settings, ray_address: str | None) -> Engine:
+def make_engine(
+    name: str, spec: WorkerSpec, *, workers: int, settings: Settings, ray_address: str | None
+) -> Engine:
     js = settings.jobs
     if name == "local":
         from jobs.engines.local import LocalEngine
 
-        return LocalEngine(spec, workers=workers, max_in_flight_per_worker=js.max_in_flight_per_worker,
-                           max_attempts=js.max_item_attempts)
+        return LocalEngine(
+            spec,
+            workers=workers,
+            max_in_flight_per_worker=js.max_in_flight_per_worker,
+            max_attempts=js.max_item_attempts,
+        )
     if name == "ray":
         from jobs.engines.ray_engine import RayEngine
 
-        return RayEngine(spec, workers=max(1, workers), address=ray_address, batch_size=js.ray_batch_size,
-                         chunk=js.ray_chunk, local_num_cpus=js.ray_local_num_cpus,
-                         object_store_mb=js.ray_object_store_mb, num_gpus_per_actor=js.ray_num_gpus_per_actor)
+        return RayEngine(
+            spec,
+            workers=max(1, workers),
+            address=ray_address,
+            batch_size=js.ray_batch_size,
+            chunk=js.ray_chunk,
+            local_num_cpus=js.ray_local_num_cpus,
+            object_store_mb=js.ray_object_store_mb,
+            num_gpus_per_actor=js.ray_num_gpus_per_actor,
+        )
     raise InvalidSelection(f"unknown engine {name!r}")
 
 
@@ -283,18 +340,32 @@ def worker_spec(params: dict[str, Any], settings: Settings) -> WorkerSpec:
         voiceprint = VoiceprintSettings.model_validate(snap.get("voiceprint") or {})
     except ValueError as exc:
         raise JobsError(f"the job's stored settings no longer validate: {exc}") from exc
-    return WorkerSpec(what=tuple(params["what"]), limits=limits, checks=checks, effects=effects,
-                      embedder=params.get("embedder"), model_dir=str(settings.resolved_model_dir),
-                      voiceprint=voiceprint)
+    return WorkerSpec(
+        what=tuple(params["what"]),
+        limits=limits,
+        checks=checks,
+        effects=effects,
+        embedder=params.get("embedder"),
+        model_dir=str(settings.resolved_model_dir),
+        voiceprint=voiceprint,
+    )
 
 
 class JobRunner:
     """Runs one job to completion, interruption or cancellation. Use :func:`run_job`."""
 
-    def __init__(self, factory: sessionmaker[Session], settings: Settings, job_id: str, *,
-                 options: RunOptions | None = None, progress: Progress | None = None,
-                 clock: Clock | None = None, stop_event: threading.Event | None = None,
-                 engine: Engine | None = None) -> None:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        settings: Settings,
+        job_id: str,
+        *,
+        options: RunOptions | None = None,
+        progress: Progress | None = None,
+        clock: Clock | None = None,
+        stop_event: threading.Event | None = None,
+        engine: Engine | None = None,
+    ) -> None:
         self.factory = factory
         self.reads = reader(factory)
         self.settings = settings
@@ -325,7 +396,8 @@ class JobRunner:
                 return None
             if job.status == "running" and runner_alive(job, lease_s=self.settings.jobs.lease_s, now=now):
                 raise JobAlreadyRunning(
-                    f"job {self.job_id} is running on {job.runner_host} (pid {job.runner_pid})", job_id=self.job_id
+                    f"job {self.job_id} is running on {job.runner_host} (pid {job.runner_pid})",
+                    job_id=self.job_id,
                 )
             params = dict(job.params)
             if self.options is not None:
@@ -348,8 +420,11 @@ class JobRunner:
         while not self._beat_stop.wait(every):
             try:
                 with self.factory() as s, s.begin():
-                    s.execute(update(Job).where(Job.id == self.job_id, Job.runner_pid == os.getpid(),
-                                                Job.status == "running").values(heartbeat_at=self.clock.now()))
+                    s.execute(
+                        update(Job)
+                        .where(Job.id == self.job_id, Job.runner_pid == os.getpid(), Job.status == "running")
+                        .values(heartbeat_at=self.clock.now())
+                    )
             except Exception as exc:  # a missed beat only shortens the lease
                 log.warning("job heartbeat failed: %s", exc)
 
@@ -386,8 +461,13 @@ class JobRunner:
         spec = worker_spec(self.params, self.settings)
         workers = self.params.get("workers")
         workers = self.settings.jobs.default_workers if workers is None else int(workers)
-        engine = self.engine or make_engine(self.params.get("engine") or "local", spec, workers=workers,
-                                            settings=self.settings, ray_address=self.params.get("ray_address"))
+        engine = self.engine or make_engine(
+            self.params.get("engine") or "local",
+            spec,
+            workers=workers,
+            settings=self.settings,
+            ray_address=self.params.get("ray_address"),
+        )
         self.engine = engine
         total, finished = counts["total"], counts["done"] + counts["failed"]
         self.progress.start(total=total, completed=finished, description=f"rescore {','.join(spec.what)}")
@@ -404,7 +484,10 @@ class JobRunner:
                     buffer.append((self._in_flight.pop(outcome.seq, None), outcome))
                     processed += 1
                     self.progress.advance(failed=outcome.status == "failed")
-                    if len(buffer) >= js.commit_every or time.monotonic() - last_commit >= js.commit_interval_s:
+                    if (
+                        len(buffer) >= js.commit_every
+                        or time.monotonic() - last_commit >= js.commit_interval_s
+                    ):
                         cancelled = self._commit(buffer, processed, started)
                         buffer, last_commit = [], time.monotonic()
                         if cancelled:
@@ -424,9 +507,13 @@ class JobRunner:
         if buffer:
             self._commit(buffer, processed, started)
         wall = time.perf_counter() - started
-        run_stats = {"processed_this_run": processed, "wall_s": round(wall, 3),
-                     "items_per_s": round(processed / wall, 3) if wall > 0 else None,
-                     "engine": engine.name, "workers": engine.workers}
+        run_stats = {
+            "processed_this_run": processed,
+            "wall_s": round(wall, 3),
+            "items_per_s": round(processed / wall, 3) if wall > 0 else None,
+            "engine": engine.name,
+            "workers": engine.workers,
+        }
         if reason is not None:
             # The file first, then the status: whoever sees the new status also finds the file.
             output = self._write_output()
@@ -447,42 +534,80 @@ class JobRunner:
         while True:
             with self.reads() as s:
                 rows = s.execute(
-                    select(JobItem.seq, JobItem.item_key, JobItem.item_type, JobItem.recording_id, JobItem.path,
-                           JobItem.kind)
+                    select(
+                        JobItem.seq,
+                        JobItem.item_key,
+                        JobItem.item_type,
+                        JobItem.recording_id,
+                        JobItem.path,
+                        JobItem.kind,
+                    )
                     .where(JobItem.job_id == self.job_id, JobItem.status == "pending", JobItem.seq > last)
-                    .order_by(JobItem.seq).limit(chunk)
+                    .order_by(JobItem.seq)
+                    .limit(chunk)
                 ).all()
                 if not rows:
                     return
                 rec_ids = [r.recording_id for r in rows if r.item_type == "recording"]
-                recs = {r.id: r for r in s.execute(select(Recording.id, Recording.sha256, Recording.kind)
-                                                   .where(Recording.id.in_(rec_ids)))} if rec_ids else {}
+                recs = (
+                    {
+                        r.id: r
+                        for r in s.execute(
+                            select(Recording.id, Recording.sha256, Recording.kind).where(
+                                Recording.id.in_(rec_ids)
+                            )
+                        )
+                    }
+                    if rec_ids
+                    else {}
+                )
                 vp_ids = [r.item_key.removeprefix("vp:") for r in rows if r.item_type == "voiceprint"]
                 utts: dict[str, list[tuple[str, str]]] = {}
                 if vp_ids:
-                    for u in s.execute(select(EnrollmentUtterance.voiceprint_id, EnrollmentUtterance.id,
-                                              EnrollmentUtterance.sha256)
-                                       .where(EnrollmentUtterance.voiceprint_id.in_(vp_ids))
-                                       .order_by(EnrollmentUtterance.created_at, EnrollmentUtterance.id)):
+                    for u in s.execute(
+                        select(
+                            EnrollmentUtterance.voiceprint_id,
+                            EnrollmentUtterance.id,
+                            EnrollmentUtterance.sha256,
+                        )
+                        .where(EnrollmentUtterance.voiceprint_id.in_(vp_ids))
+                        .order_by(EnrollmentUtterance.created_at, EnrollmentUtterance.id)
+                    ):
                         utts.setdefault(u.voiceprint_id, []).append((u.id, str(self.blobs.path(u.sha256))))
                 at_ids = [r.item_key.removeprefix("attempt:") for r in rows if r.item_type == "attempt"]
-                audio = {a.id: a.audio_sha256 for a in s.execute(
-                    select(VerificationAttempt.id, VerificationAttempt.audio_sha256)
-                    .where(VerificationAttempt.id.in_(at_ids)))} if at_ids else {}
+                audio = (
+                    {
+                        a.id: a.audio_sha256
+                        for a in s.execute(
+                            select(VerificationAttempt.id, VerificationAttempt.audio_sha256).where(
+                                VerificationAttempt.id.in_(at_ids)
+                            )
+                        )
+                    }
+                    if at_ids
+                    else {}
+                )
             for r in rows:
                 task = self._task(r, recs, utts, audio)
                 self._in_flight[task.seq] = task
                 yield task
             last = rows[-1].seq
 
-    def _task(self, r: Any, recs: dict[str, Any], utts: dict[str, list[tuple[str, str]]],
-              audio: dict[str, str | None]) -> ItemTask:
+    def _task(
+        self,
+        r: Any,
+        recs: dict[str, Any],
+        utts: dict[str, list[tuple[str, str]]],
+        audio: dict[str, str | None],
+    ) -> ItemTask:
         if r.item_type == "recording":
             rec = recs.get(r.recording_id)
             path = str(self.blobs.path(rec.sha256)) if rec is not None else None
             return ItemTask(r.seq, "recording", r.item_key, path=path, kind=rec.kind if rec else r.kind)
         if r.item_type == "voiceprint":
-            return ItemTask(r.seq, "voiceprint", r.item_key, inputs=tuple(utts.get(r.item_key.removeprefix("vp:"), ())))
+            return ItemTask(
+                r.seq, "voiceprint", r.item_key, inputs=tuple(utts.get(r.item_key.removeprefix("vp:"), ()))
+            )
         if r.item_type == "attempt":
             sha = audio.get(r.item_key.removeprefix("attempt:"))
             return ItemTask(r.seq, "attempt", r.item_key, path=str(self.blobs.path(sha)) if sha else None)
@@ -518,11 +643,16 @@ class JobRunner:
             wall = time.perf_counter() - started
             rate = processed / wall if wall > 0 else 0.0
             remaining = job.total - job.done - job.failed
-            job.summary = {**(job.summary or {}), "items_per_s": round(rate, 3),
-                           "eta_s": round(remaining / rate, 1) if rate > 0 else None}
+            job.summary = {
+                **(job.summary or {}),
+                "items_per_s": round(rate, 3),
+                "eta_s": round(remaining / rate, 1) if rate > 0 else None,
+            }
             return bool(job.cancel_requested)
 
-    def _apply(self, s: Session, task: ItemTask | None, o: Outcome, now: dt.datetime) -> tuple[str, str | None] | None:
+    def _apply(
+        self, s: Session, task: ItemTask | None, o: Outcome, now: dt.datetime
+    ) -> tuple[str, str | None] | None:
         """Record one outcome (and its write-back) unless the item is already finished."""
         status, code, detail, result, payload = o.status, o.error_code, o.error_detail, dict(o.result), None
         guard = (JobItem.job_id == self.job_id, JobItem.seq == o.seq, JobItem.status == "pending")
@@ -530,8 +660,15 @@ class JobRunner:
         try:
             if status == "done" and task is not None:
                 payload = self._writeback(s, task, o, result, now)
-            values = dict(status=status, error_code=code, error_detail=detail, result=result, payload=payload,
-                          finished_at=now, attempts=JobItem.attempts + 1)
+            values = dict(
+                status=status,
+                error_code=code,
+                error_detail=detail,
+                result=result,
+                payload=payload,
+                finished_at=now,
+                attempts=JobItem.attempts + 1,
+            )
             if _rowcount(s.execute(update(JobItem).where(*guard).values(**values))) != 1:
                 savepoint.rollback()
                 return None
@@ -540,13 +677,22 @@ class JobRunner:
         except Exception as exc:  # the write-back failed: the item fails, the batch goes on
             savepoint.rollback()
             code = error_code_of(exc) if isinstance(exc, SonggateError) else "writeback_failed"
-            values = dict(status="failed", error_code=code, error_detail=f"{type(exc).__name__}: {exc}"[:2000],
-                          result=dict(o.result), payload=None, finished_at=now, attempts=JobItem.attempts + 1)
+            values = dict(
+                status="failed",
+                error_code=code,
+                error_detail=f"{type(exc).__name__}: {exc}"[:2000],
+                result=dict(o.result),
+                payload=None,
+                finished_at=now,
+                attempts=JobItem.attempts + 1,
+            )
             if _rowcount(s.execute(update(JobItem).where(*guard).values(**values))) != 1:
                 return None
             return "failed", code
 
-    def _writeback(self, s: Session, task: ItemTask, o: Outcome, result: dict[str, Any], now: dt.datetime) -> bytes | None:
+    def _writeback(
+        self, s: Session, task: ItemTask, o: Outcome, result: dict[str, Any], now: dt.datetime
+    ) -> bytes | None:
         """Apply a finished item to the domain tables (not on a dry run); returns its job payload."""
         what = self.params["what"]
         if task.item_type == "recording":
@@ -557,7 +703,9 @@ class JobRunner:
                     raise NotFound(f"recording {rec_id} no longer exists")
                 result["checks"] = {**result.get("checks", {}), "previous": prev}
                 if not self.dry_run:
-                    writeback.write_report(s, rec_id, o.report, default_version=self.params.get("checks_version", ""))
+                    writeback.write_report(
+                        s, rec_id, o.report, default_version=self.params.get("checks_version", "")
+                    )
             if "effects" in what and not self.dry_run:
                 if s.get(Recording, rec_id) is None:
                     raise NotFound(f"recording {rec_id} no longer exists")
@@ -571,12 +719,20 @@ class JobRunner:
             source = s.get(Voiceprint, source_id)
             if source is None:
                 raise NotFound(f"voiceprint {source_id} no longer exists")
-            result.update({"user_id": source.user_id, "old_voiceprint_id": source_id, "old_model_id": source.model_id})
+            result.update(
+                {"user_id": source.user_id, "old_voiceprint_id": source_id, "old_model_id": source.model_id}
+            )
             if self.dry_run:
                 vector = mean_voiceprint(as_unit_vectors(np.stack(list(o.vectors.values()))))
             else:
                 vp_id, vector = writeback.stage_voiceprint(
-                    s, source_id=source_id, model_id=str(o.model_id), vectors=o.vectors, job_id=self.job_id, now=now)
+                    s,
+                    source_id=source_id,
+                    model_id=str(o.model_id),
+                    vectors=o.vectors,
+                    job_id=self.job_id,
+                    now=now,
+                )
                 result["voiceprint_id"] = vp_id
             return np.ascontiguousarray(vector, dtype="<f4").tobytes()
         if task.item_type == "attempt":
@@ -586,11 +742,18 @@ class JobRunner:
     # --- the end --------------------------------------------------------------------------------
     def _counts(self) -> dict[str, int]:
         with self.reads() as s:
-            rows = s.execute(select(JobItem.status, func.count()).where(JobItem.job_id == self.job_id)
-                             .group_by(JobItem.status)).all()
+            rows = s.execute(
+                select(JobItem.status, func.count())
+                .where(JobItem.job_id == self.job_id)
+                .group_by(JobItem.status)
+            ).all()
         by = {r[0]: int(r[1]) for r in rows}
-        return {"total": sum(by.values()), "done": by.get("done", 0), "failed": by.get("failed", 0),
-                "pending": by.get("pending", 0)}
+        return {
+            "total": sum(by.values()),
+            "done": by.get("done", 0),
+            "failed": by.get("failed", 0),
+            "pending": by.get("pending", 0),
+        }
 
     def _finalize(self, run_stats: dict[str, Any]) -> None:
         flips: dict[str, Any] = {}
@@ -601,14 +764,20 @@ class JobRunner:
             # Thresholds and cohort rules as they were when the job was created.
             snap = worker_spec(self.params, self.settings).voiceprint or self.settings.voiceprint
             flips["voiceprint"] = diff_mod.voiceprint_flips(
-                self.factory, self.job_id, new_model_id=self.params["target_model_id"],
-                settings=self.settings.model_copy(update={"voiceprint": snap}))
+                self.factory,
+                self.job_id,
+                new_model_id=self.params["target_model_id"],
+                settings=self.settings.model_copy(update={"voiceprint": snap}),
+            )
         counts = self._counts()
         output = self._write_output()  # before 'done' is visible (all items are final already)
         with self.factory() as s, s.begin():
             # Vectors were only kept for the flip report: biometric data does not outlive the job.
-            s.execute(update(JobItem).where(JobItem.job_id == self.job_id, JobItem.payload.is_not(None))
-                      .values(payload=None))
+            s.execute(
+                update(JobItem)
+                .where(JobItem.job_id == self.job_id, JobItem.payload.is_not(None))
+                .values(payload=None)
+            )
             job = s.get(Job, self.job_id, with_for_update=True)
             if job is None:
                 raise JobNotFound(f"job {self.job_id} was deleted")
@@ -624,7 +793,9 @@ class JobRunner:
             return None
         return {"path": str(out), "rows": write_output(self.factory, self.job_id, out)}
 
-    def _set_status(self, status: str, *, error: str | None = None, summary: dict[str, Any] | None = None) -> None:
+    def _set_status(
+        self, status: str, *, error: str | None = None, summary: dict[str, Any] | None = None
+    ) -> None:
         try:
             with self.factory() as s, s.begin():
                 job = s.get(Job, self.job_id, with_for_update=True)
@@ -653,7 +824,9 @@ def job_status(factory: sessionmaker[Session], job_id: str) -> dict[str, Any]:
         return status_of(job)
 
 
-def list_jobs(factory: sessionmaker[Session], *, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+def list_jobs(
+    factory: sessionmaker[Session], *, status: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
     """The most recent jobs (newest first), as :func:`job_status` shows them."""
     with reader(factory)() as s:
         q = select(Job).order_by(Job.created_at.desc()).limit(limit)
@@ -667,20 +840,42 @@ def status_of(job: Job) -> dict[str, Any]:
     finished = job.done + job.failed
     summary = dict(job.summary or {})
     return {
-        "id": job.id, "what": job.what.split(","), "source": job.source, "status": job.status,
-        "dry_run": job.dry_run, "total": job.total, "done": job.done, "failed": job.failed,
+        "id": job.id,
+        "what": job.what.split(","),
+        "source": job.source,
+        "status": job.status,
+        "dry_run": job.dry_run,
+        "total": job.total,
+        "done": job.done,
+        "failed": job.failed,
         "pending": max(job.total - finished, 0),
         "progress": round(finished / job.total, 4) if job.total else (1.0 if job.status == "done" else 0.0),
-        "errors": dict(job.errors or {}), "items_per_s": summary.get("items_per_s"),
+        "errors": dict(job.errors or {}),
+        "items_per_s": summary.get("items_per_s"),
         "eta_s": summary.get("eta_s") if job.status == "running" else None,
-        "error": job.error, "summary": summary, "params": _public_params(job.params),
-        "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
+        "error": job.error,
+        "summary": summary,
+        "params": _public_params(job.params),
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
     }
 
 
 def _public_params(params: dict[str, Any]) -> dict[str, Any]:
-    keep = ("what", "where", "manifest", "kind", "embedder", "target_model_id", "checks_version", "engine",
-            "workers", "output", "ray_address")
+    keep = (
+        "what",
+        "where",
+        "manifest",
+        "kind",
+        "embedder",
+        "target_model_id",
+        "checks_version",
+        "engine",
+        "workers",
+        "output",
+        "ray_address",
+    )
     return {k: params.get(k) for k in keep if k in params}
 
 

@@ -128,10 +128,16 @@ def recording_columns() -> dict[str, Any]:
     }
 
 
-def select_recordings(session: Session, conditions: Sequence[Condition], *, chunk: int = 5000) -> Iterator[ItemRow]:
+def select_recordings(
+    session: Session, conditions: Sequence[Condition], *, chunk: int = 5000
+) -> Iterator[ItemRow]:
     """Recordings matching ``conditions``, oldest first (keyset-paginated by (created_at, id))."""
-    stmt = _apply(select(Recording.id, Recording.created_at, Recording.kind), conditions,
-                  recording_columns(), "recordings")
+    stmt = _apply(
+        select(Recording.id, Recording.created_at, Recording.kind),
+        conditions,
+        recording_columns(),
+        "recordings",
+    )
     for row in _keyset(session, stmt, Recording.created_at, Recording.id, chunk=chunk):
         yield ItemRow(key=row.id, item_type="recording", recording_id=row.id, kind=row.kind)
 
@@ -172,9 +178,12 @@ def select_voiceprints(
     from voiceprint.tables import VerificationAttempt, Voiceprint
 
     vp_filter = _apply(
-        select(Voiceprint.id, Voiceprint.created_at)
-        .where(Voiceprint.active.is_(True), Voiceprint.model_id != target_model_id),
-        conditions, voiceprint_columns(), "voiceprints",
+        select(Voiceprint.id, Voiceprint.created_at).where(
+            Voiceprint.active.is_(True), Voiceprint.model_id != target_model_id
+        ),
+        conditions,
+        voiceprint_columns(),
+        "voiceprints",
     )
     for row in _keyset(session, vp_filter, Voiceprint.created_at, Voiceprint.id, chunk=chunk):
         yield ItemRow(key=f"vp:{row[0]}", item_type="voiceprint")
@@ -184,7 +193,9 @@ def select_voiceprints(
         .where(VerificationAttempt.voiceprint_id.in_(selected))
         .where(VerificationAttempt.decision.in_(("accept", "reject")))
     )
-    for row in _keyset(session, attempts, VerificationAttempt.created_at, VerificationAttempt.id, chunk=chunk):
+    for row in _keyset(
+        session, attempts, VerificationAttempt.created_at, VerificationAttempt.id, chunk=chunk
+    ):
         yield ItemRow(key=f"attempt:{row[0]}", item_type="attempt")
 
 

@@ -20,8 +20,14 @@ from jobs.writeback import STAGED
 CHUNK = 500
 
 
-def switch_over(factory: sessionmaker[Session], model_id: str, *, retire_old: bool = False,
-                dry_run: bool = False, now: dt.datetime | None = None) -> dict[str, Any]:
+def switch_over(
+    factory: sessionmaker[Session],
+    model_id: str,
+    *,
+    retire_old: bool = False,
+    dry_run: bool = False,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
     """Activate every staged voiceprint of ``model_id``; returns counts."""
     from voiceprint.search import record_change
     from voiceprint.tables import Voiceprint
@@ -31,10 +37,14 @@ def switch_over(factory: sessionmaker[Session], model_id: str, *, retire_old: bo
     last = ""
     while True:
         with factory() as s, s.begin():
-            staged = list(s.scalars(
-                select(Voiceprint).where(Voiceprint.model_id == model_id, Voiceprint.status == STAGED,
-                                         Voiceprint.id > last).order_by(Voiceprint.id).limit(CHUNK)
-            ))
+            staged = list(
+                s.scalars(
+                    select(Voiceprint)
+                    .where(Voiceprint.model_id == model_id, Voiceprint.status == STAGED, Voiceprint.id > last)
+                    .order_by(Voiceprint.id)
+                    .limit(CHUNK)
+                )
+            )
             if not staged:
                 break
             last = staged[-1].id
@@ -43,8 +53,13 @@ def switch_over(factory: sessionmaker[Session], model_id: str, *, retire_old: bo
                 if source is None or not source.active:
                     counts["stale"] += 1
                     continue
-                current = s.scalar(select(Voiceprint.id).where(
-                    Voiceprint.user_id == vp.user_id, Voiceprint.model_id == model_id, Voiceprint.active.is_(True)))
+                current = s.scalar(
+                    select(Voiceprint.id).where(
+                        Voiceprint.user_id == vp.user_id,
+                        Voiceprint.model_id == model_id,
+                        Voiceprint.active.is_(True),
+                    )
+                )
                 if current is not None:
                     counts["already_active"] += 1
                     continue

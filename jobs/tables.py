@@ -67,7 +67,9 @@ class JobItem(Base):
         Index("ix_job_items_job_status_seq", "job_id", "status", "seq"),
     )
 
-    job_id: Mapped[str] = mapped_column(String(40), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    job_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     item_key: Mapped[str] = mapped_column(String(255))  # see jobs.selection.item_key_for_path
     item_type: Mapped[str] = mapped_column(String(16))  # recording | file | voiceprint | attempt

@@ -41,7 +41,9 @@ def previous_report(session: Session, recording_id: str) -> dict[str, Any] | Non
     return summary
 
 
-def write_report(session: Session, recording_id: str, report: dict[str, Any], *, default_version: str) -> None:
+def write_report(
+    session: Session, recording_id: str, report: dict[str, Any], *, default_version: str
+) -> None:
     session.execute(
         update(Recording)
         .where(Recording.id == recording_id)
@@ -124,16 +126,30 @@ def stage_voiceprint(
         "staged_by_job": job_id,
     }
     existing = [
-        v for v in session.scalars(
+        v
+        for v in session.scalars(
             select(Voiceprint).where(Voiceprint.user_id == source.user_id, Voiceprint.model_id == model_id)
         )
     ]
-    staged = next((v for v in existing if v.status == STAGED and (v.stats or {}).get("source_voiceprint_id") == source.id), None)
+    staged = next(
+        (
+            v
+            for v in existing
+            if v.status == STAGED and (v.stats or {}).get("source_voiceprint_id") == source.id
+        ),
+        None,
+    )
     if staged is None:
         staged = Voiceprint(
-            id=new_id("vp"), user_id=source.user_id, model_id=model_id,
-            version=max((v.version for v in existing), default=0) + 1, status=STAGED, active=False,
-            n_utterances=0, stats={}, created_at=now,
+            id=new_id("vp"),
+            user_id=source.user_id,
+            model_id=model_id,
+            version=max((v.version for v in existing), default=0) + 1,
+            status=STAGED,
+            active=False,
+            n_utterances=0,
+            stats={},
+            created_at=now,
         )
         session.add(staged)
         session.flush()
@@ -150,15 +166,41 @@ def stage_voiceprint(
         # The staged version owns copies of the utterance rows (the blobs are content-addressed and
         # shared), so it survives on its own when the old version is deleted after switch-over.
         copy = EnrollmentUtterance(
-            id=new_id("utt"), voiceprint_id=staged.id, user_id=src.user_id, sha256=src.sha256,
-            size_bytes=src.size_bytes, duration_s=src.duration_s, speech_s=src.speech_s,
-            quality=dict(src.quality or {}), created_at=src.created_at,
+            id=new_id("utt"),
+            voiceprint_id=staged.id,
+            user_id=src.user_id,
+            sha256=src.sha256,
+            size_bytes=src.size_bytes,
+            duration_s=src.duration_s,
+            speech_s=src.speech_s,
+            quality=dict(src.quality or {}),
+            created_at=src.created_at,
         )
         session.add(copy)
         session.flush()
-        session.add(Embedding(id=new_id("emb"), voiceprint_id=staged.id, utterance_id=copy.id, kind="utterance",
-                              model_id=model_id, dimension=dim, vector=vector_to_bytes(unit[i]), created_at=now))
-    session.add(Embedding(id=new_id("emb"), voiceprint_id=staged.id, utterance_id=None, kind="voiceprint",
-                          model_id=model_id, dimension=dim, vector=vector_to_bytes(vp_vector), created_at=now))
+        session.add(
+            Embedding(
+                id=new_id("emb"),
+                voiceprint_id=staged.id,
+                utterance_id=copy.id,
+                kind="utterance",
+                model_id=model_id,
+                dimension=dim,
+                vector=vector_to_bytes(unit[i]),
+                created_at=now,
+            )
+        )
+    session.add(
+        Embedding(
+            id=new_id("emb"),
+            voiceprint_id=staged.id,
+            utterance_id=None,
+            kind="voiceprint",
+            model_id=model_id,
+            dimension=dim,
+            vector=vector_to_bytes(vp_vector),
+            created_at=now,
+        )
+    )
     session.flush()
     return staged.id, vp_vector

@@ -106,7 +106,11 @@ def database_url(db_backend: str, tmp_path: Path, request: pytest.FixtureRequest
     name = f"sg_t_{uuid.uuid4().hex[:12]}"
     with admin.connect() as c:  # type: ignore[attr-defined]
         c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    yield make_url(normalize_url(os.environ[PG_URL_ENV])).set(database=name).render_as_string(hide_password=False)
+    yield (
+        make_url(normalize_url(os.environ[PG_URL_ENV]))
+        .set(database=name)
+        .render_as_string(hide_password=False)
+    )
     with admin.connect() as c:  # type: ignore[attr-defined]
         c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
@@ -176,7 +180,9 @@ def live_server(app):  # type: ignore[no-untyped-def]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

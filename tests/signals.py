@@ -14,15 +14,18 @@ def db_to_amp(dbfs: float) -> float:
     return float(10 ** (dbfs / 20))
 
 
-def tone(freq: float, *, sr: int, seconds: float, amp_dbfs: float = -6.0, channels: int = 1,
-         phase: float = 0.0) -> np.ndarray:
+def tone(
+    freq: float, *, sr: int, seconds: float, amp_dbfs: float = -6.0, channels: int = 1, phase: float = 0.0
+) -> np.ndarray:
     """Sine at ``freq`` Hz; ``phase`` in radians."""
     t = np.arange(int(round(sr * seconds)), dtype=np.float64) / sr
     y = db_to_amp(amp_dbfs) * np.sin(2 * np.pi * freq * t + phase)
     return np.repeat(y[None, :], channels, axis=0).astype(np.float32)
 
 
-def chirp(f0: float, f1: float, *, sr: int, seconds: float, amp_dbfs: float = -6.0, channels: int = 1) -> np.ndarray:
+def chirp(
+    f0: float, f1: float, *, sr: int, seconds: float, amp_dbfs: float = -6.0, channels: int = 1
+) -> np.ndarray:
     """Logarithmic sweep from ``f0`` to ``f1`` Hz."""
     t = np.arange(int(round(sr * seconds)), dtype=np.float64) / sr
     k = np.log(f1 / f0) / seconds
@@ -30,8 +33,9 @@ def chirp(f0: float, f1: float, *, sr: int, seconds: float, amp_dbfs: float = -6
     return np.repeat(y[None, :], channels, axis=0).astype(np.float32)
 
 
-def white_noise(rng: np.random.Generator, *, sr: int, seconds: float, amp_dbfs: float = -12.0,
-                channels: int = 1) -> np.ndarray:
+def white_noise(
+    rng: np.random.Generator, *, sr: int, seconds: float, amp_dbfs: float = -12.0, channels: int = 1
+) -> np.ndarray:
     """Uniform white noise with peak ``amp_dbfs``."""
     n = int(round(sr * seconds))
     return (db_to_amp(amp_dbfs) * rng.uniform(-1, 1, size=(channels, n))).astype(np.float32)
@@ -46,8 +50,15 @@ _AV_FORMATS = {
 }
 
 
-def encode(y: np.ndarray, *, sr: int, path: str | Path, fmt: str | None = None,
-           bit_rate: int | None = None, subtype: str | None = None) -> Path:
+def encode(
+    y: np.ndarray,
+    *,
+    sr: int,
+    path: str | Path,
+    fmt: str | None = None,
+    bit_rate: int | None = None,
+    subtype: str | None = None,
+) -> Path:
     """Write ``y`` (channels, n) to ``path`` as wav/flac (soundfile) or mp3/m4a/ogg/opus (PyAV).
 
     ``fmt`` defaults to the extension; it is independent of it so tests can mislabel files.
@@ -77,7 +88,7 @@ def encode(y: np.ndarray, *, sr: int, path: str | Path, fmt: str | None = None,
             stream.bit_rate = bit_rate or default_rate
         frame_size = 1152 if codec == "libmp3lame" else 1024
         for start in range(0, y.shape[1], frame_size * 8):
-            block = np.ascontiguousarray(y[:, start:start + frame_size * 8], dtype=np.float32)
+            block = np.ascontiguousarray(y[:, start : start + frame_size * 8], dtype=np.float32)
             frame = av.AudioFrame.from_ndarray(block, format="fltp", layout=layout)
             frame.sample_rate = sr
             frame.pts = start
@@ -100,6 +111,22 @@ def _ffmpeg_vorbis(y: np.ndarray, *, sr: int, path: Path) -> Path:
         raise RuntimeError("mono Ogg Vorbis needs the ffmpeg CLI (installed by .ci/run)")
     with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
         sf.write(tmp.name, y.T, sr, subtype="FLOAT")
-        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", tmp.name, "-c:a", "libvorbis", "-q:a", "4",
-                        "-f", "ogg", str(path)], check=True)
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-loglevel",
+                "error",
+                "-y",
+                "-i",
+                tmp.name,
+                "-c:a",
+                "libvorbis",
+                "-q:a",
+                "4",
+                "-f",
+                "ogg",
+                str(path),
+            ],
+            check=True,
+        )
     return path

@@ -22,19 +22,34 @@ def on_startup(app: FastAPI) -> None:
 
 
 @router.post("/jobs", status_code=202, response_model=JobOut, responses={403: {}, 404: {}, 409: {}, 422: {}})
-def start_job(body: JobCreate, request: Request, response: Response, factory: SessionFactoryDep,
-              settings: SettingsDep, _: AdminScope) -> dict[str, Any]:
+def start_job(
+    body: JobCreate,
+    request: Request,
+    response: Response,
+    factory: SessionFactoryDep,
+    settings: SettingsDep,
+    _: AdminScope,
+) -> dict[str, Any]:
     """Create a job (or resume ``job_id``) and start it in the background; 202 with its status
     (200 when ``job_id`` is already done, 409 when it was cancelled).
 
     The item list is read by the background run, so a large selection does not hold the request.
     """
-    job_request = JobRequest(what=tuple(body.what), where=tuple(body.where), manifest=body.manifest,
-                         kind=body.kind, dry_run=body.dry_run, embedder=body.embedder)
+    job_request = JobRequest(
+        what=tuple(body.what),
+        where=tuple(body.where),
+        manifest=body.manifest,
+        kind=body.kind,
+        dry_run=body.dry_run,
+        embedder=body.embedder,
+    )
     workers = settings.jobs.api_workers if body.workers is None else body.workers
-    options = RunOptions(engine=body.engine, workers=workers, output=body.output, ray_address=body.ray_address)
-    job_id, created = create_job(factory, settings, job_request, options=options, job_id=body.job_id,
-                                 materialize_now=False)
+    options = RunOptions(
+        engine=body.engine, workers=workers, output=body.output, ray_address=body.ray_address
+    )
+    job_id, created = create_job(
+        factory, settings, job_request, options=options, job_id=body.job_id, materialize_now=False
+    )
     response.headers["Location"] = f"/v1/jobs/{job_id}"
     if not created:
         current = job_status(factory, job_id)
@@ -51,9 +66,12 @@ def start_job(body: JobCreate, request: Request, response: Response, factory: Se
 
 
 @router.get("/jobs", response_model=JobList)
-def read_jobs(factory: SessionFactoryDep, _: AdminScope,
-              status: Annotated[str | None, Query(max_length=16)] = None,
-              limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
+def read_jobs(
+    factory: SessionFactoryDep,
+    _: AdminScope,
+    status: Annotated[str | None, Query(max_length=16)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
     """The most recent jobs, newest first."""
     return {"items": list_jobs(factory, status=status, limit=limit)}
 

@@ -33,8 +33,9 @@ def readyz(request: Request) -> JSONResponse:
     checks["blobs"] = "ok" if os.access(state.blobs.root, os.W_OK) else "error: not writable"
     checks["voiceprint_model"] = "ok" if getattr(state, "embedder", None) is not None else "unavailable"
     ready = checks["database"] == "ok" and checks["blobs"] == "ok"
-    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
-                        status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503
+    )
 
 
 @router.get("/metrics")

@@ -40,13 +40,28 @@ ReadScope = Annotated[Principal, Depends(require_scope("upload", "claim"))]
 def recording_out(rec: Recording) -> dict[str, Any]:
     base = f"/v1/recordings/{rec.id}"
     return RecordingOut(
-        id=rec.id, user_id=rec.user_id, song_id=rec.song_id, kind=rec.kind, sha256=rec.sha256,
-        size_bytes=rec.size_bytes, filename=rec.filename, media_type=rec.media_type,
-        container=rec.container, codec=rec.codec, sample_rate=rec.sample_rate, channels=rec.channels,
-        duration_s=rec.duration_s, created_at=rec.created_at, report=rec.report,
+        id=rec.id,
+        user_id=rec.user_id,
+        song_id=rec.song_id,
+        kind=rec.kind,
+        sha256=rec.sha256,
+        size_bytes=rec.size_bytes,
+        filename=rec.filename,
+        media_type=rec.media_type,
+        container=rec.container,
+        codec=rec.codec,
+        sample_rate=rec.sample_rate,
+        channels=rec.channels,
+        duration_s=rec.duration_s,
+        created_at=rec.created_at,
+        report=rec.report,
         links={
-            "self": base, "audio": f"{base}/audio", "report": f"{base}/report",
-            "visualizer": f"{base}/visualizer", "waveform": f"{base}/waveform.dat", "beats": f"{base}/beats",
+            "self": base,
+            "audio": f"{base}/audio",
+            "report": f"{base}/report",
+            "visualizer": f"{base}/visualizer",
+            "waveform": f"{base}/waveform.dat",
+            "beats": f"{base}/beats",
         },
     ).model_dump(mode="json")
 
@@ -85,7 +100,9 @@ async def upload_recording(
         form = RecordingForm.parse(upload.fields)
         if idempotency_key is not None:
             guard = IdempotencyGuard(
-                factory, scope=f"recordings:{principal.key_id}", key=idempotency_key,
+                factory,
+                scope=f"recordings:{principal.key_id}",
+                key=idempotency_key,
                 request_hash=fingerprint(upload.sha256, form.model_dump(), upload.filename),
             )
             replay = await to_thread.run_sync(guard.begin)
@@ -98,8 +115,12 @@ async def upload_recording(
             metrics.uploads.labels("duplicate").inc()
         else:
             analysis = await pool.run(
-                analyze_recording, blobs.path(upload.sha256), kind=form.kind, limits=settings.limits,
-                checks=settings.checks, effects=settings.effects,
+                analyze_recording,
+                blobs.path(upload.sha256),
+                kind=form.kind,
+                limits=settings.limits,
+                checks=settings.checks,
+                effects=settings.effects,
             )
             status, body = await to_thread.run_sync(_store, factory, form, upload, analysis, settings)
             metrics.uploads.labels("created" if status == 201 else "duplicate").inc()
@@ -125,12 +146,24 @@ def _existing(factory: Any, user_id: str, sha256: str) -> dict[str, Any] | None:
         return recording_out(rec) if rec is not None else None
 
 
-def _store(factory: Any, form: RecordingForm, upload: Any, analysis: Any, settings: Any) -> tuple[int, dict[str, Any]]:
+def _store(
+    factory: Any, form: RecordingForm, upload: Any, analysis: Any, settings: Any
+) -> tuple[int, dict[str, Any]]:
     rec = Recording(
-        id=new_id("rec"), user_id=form.user_id, song_id=form.song_id, kind=form.kind, sha256=upload.sha256,
-        size_bytes=upload.size, filename=upload.filename, media_type=analysis.info.media_type,
-        container=analysis.info.container, codec=analysis.info.codec, sample_rate=analysis.info.sample_rate,
-        channels=analysis.info.channels, duration_s=analysis.duration_s, report=analysis.report,
+        id=new_id("rec"),
+        user_id=form.user_id,
+        song_id=form.song_id,
+        kind=form.kind,
+        sha256=upload.sha256,
+        size_bytes=upload.size,
+        filename=upload.filename,
+        media_type=analysis.info.media_type,
+        container=analysis.info.container,
+        codec=analysis.info.codec,
+        sample_rate=analysis.info.sample_rate,
+        channels=analysis.info.channels,
+        duration_s=analysis.duration_s,
+        report=analysis.report,
         report_version=str(analysis.report.get("settings_version", settings.checks.version)),
     )
     try:
@@ -187,7 +220,9 @@ def read_audio(recording_id: str, session: SessionDep, blobs: BlobsDep, _: ReadS
     rec = get_recording(session, recording_id)
     ext = {"wav": "wav", "flac": "flac", "ogg": "ogg", "mp3": "mp3", "m4a": "m4a"}.get(rec.container, "bin")
     return FileResponse(
-        blobs.path(rec.sha256), media_type=rec.media_type, filename=f"{rec.id}.{ext}",
+        blobs.path(rec.sha256),
+        media_type=rec.media_type,
+        filename=f"{rec.id}.{ext}",
         headers={"Cache-Control": "private, max-age=31536000, immutable", "ETag": f'"{rec.sha256}"'},
         content_disposition_type="inline",
     )

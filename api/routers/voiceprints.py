@@ -147,7 +147,9 @@ async def enroll(
         )
         if prepared.quality is not None:
             service.gate(prepared.quality)  # before the costly embedding
-        vector = await _thread(functools.partial(embed_samples, speech_s=prepared.speech_s), embedder, prepared.speech)
+        vector = await _thread(
+            functools.partial(embed_samples, speech_s=prepared.speech_s), embedder, prepared.speech
+        )
         result = await _thread(
             service.add_enrollment,
             user_id,
@@ -221,7 +223,9 @@ async def verify(
             vp=service.vp,
             measure_quality=False,
         )
-        vector = await _thread(functools.partial(embed_samples, speech_s=prepared.speech_s), embedder, prepared.speech)
+        vector = await _thread(
+            functools.partial(embed_samples, speech_s=prepared.speech_s), embedder, prepared.speech
+        )
         result = await _thread(
             service.verify,
             user_id,

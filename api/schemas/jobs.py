@@ -14,19 +14,31 @@ class JobCreate(BaseModel):
     """``POST /v1/jobs``: what to re-score, over which items, how."""
 
     what: list[What] = Field(min_length=1, max_length=3, description="checks, effects and/or voiceprint")
-    where: list[str] = Field(default_factory=list, max_length=20,
-                             description="KEY=VALUE selections over stored recordings/voiceprints (see docs/batch.md)")
-    manifest: str | None = Field(None, max_length=4096, description="Server-side manifest file (CSV/JSONL/Parquet)")
+    where: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="KEY=VALUE selections over stored recordings/voiceprints (see docs/batch.md)",
+    )
+    manifest: str | None = Field(
+        None, max_length=4096, description="Server-side manifest file (CSV/JSONL/Parquet)"
+    )
     kind: Literal["mix", "vocal"] = Field("mix", description="Kind of manifest files without a kind column")
     dry_run: bool = Field(False, description="Report what would change; write nothing back")
-    embedder: str | None = Field(None, max_length=200, pattern=r"^[A-Za-z0-9_.:@-]+$",
-                                 description="Voiceprint model to re-embed with (default: the configured backend)")
+    embedder: str | None = Field(
+        None,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_.:@-]+$",
+        description="Voiceprint model to re-embed with (default: the configured backend)",
+    )
     engine: Literal["local", "ray"] = "local"
     workers: int | None = Field(None, ge=0, le=256, description="Default: settings jobs.api_workers")
     ray_address: str | None = Field(None, max_length=300)
     output: str | None = Field(None, max_length=4096, description="Server-side .jsonl/.parquet output file")
-    job_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$",
-                               description="Create under this id, or resume this job")
+    job_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$",
+        description="Create under this id, or resume this job",
+    )
 
     model_config = {"extra": "forbid"}
 

@@ -58,8 +58,9 @@ def _run(task: ItemTask) -> Outcome:
 class LocalEngine:
     name = "local"
 
-    def __init__(self, spec: WorkerSpec, *, workers: int, max_in_flight_per_worker: int = 2,
-                 max_attempts: int = 2) -> None:
+    def __init__(
+        self, spec: WorkerSpec, *, workers: int, max_in_flight_per_worker: int = 2, max_attempts: int = 2
+    ) -> None:
         if workers < 0:
             raise ValueError("workers must be >= 0")
         self.spec = spec
@@ -70,8 +71,10 @@ class LocalEngine:
 
     def _new_executor(self) -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=mp.get_context("spawn"),
-            initializer=_worker_init, initargs=(self.spec,),
+            max_workers=self.workers,
+            mp_context=mp.get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(self.spec,),
         )
 
     def process(self, tasks: Iterable[ItemTask]) -> Generator[Outcome, None, None]:
@@ -126,16 +129,20 @@ class LocalEngine:
         finally:
             self.close()
 
-    def _crashed(self, task: ItemTask, crashes: dict[int, int], suspects: collections.deque[ItemTask], *,
-                 alone: bool) -> Iterator[Outcome]:
+    def _crashed(
+        self, task: ItemTask, crashes: dict[int, int], suspects: collections.deque[ItemTask], *, alone: bool
+    ) -> Iterator[Outcome]:
         """A worker died with ``task`` in flight: fail it once it has killed ``max_attempts`` workers
         while running alone, else retry it (alone)."""
         crashes[task.seq] = crashes.get(task.seq, 0) + 1
         if alone and crashes[task.seq] >= self.max_attempts:
             crashes.pop(task.seq, None)
-            yield Outcome(task.seq, "failed", error_code="worker_crashed",
-                          error_detail=f"the worker process died while processing this item, "
-                                       f"{self.max_attempts} times")
+            yield Outcome(
+                task.seq,
+                "failed",
+                error_code="worker_crashed",
+                error_detail=f"the worker process died while processing this item, {self.max_attempts} times",
+            )
         else:
             suspects.append(task)
 

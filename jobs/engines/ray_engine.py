@@ -67,13 +67,17 @@ def _actor_class(spec: WorkerSpec) -> type:
         def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             from jobs.engines.local import _run
 
-            outs = [pickle.dumps(_run(pickle.loads(b)), protocol=pickle.HIGHEST_PROTOCOL) for b in batch["task"]]
+            outs = [
+                pickle.dumps(_run(pickle.loads(b)), protocol=pickle.HIGHEST_PROTOCOL) for b in batch["task"]
+            ]
             return {"seq": np.asarray(batch["seq"]), "outcome": np.array(outs, dtype=object)}
 
     return SonggateItemActor
 
 
-def init_ray(*, address: str | None = None, num_cpus: int = 2, object_store_mb: int = 256) -> tuple[Any, bool]:
+def init_ray(
+    *, address: str | None = None, num_cpus: int = 2, object_store_mb: int = 256
+) -> tuple[Any, bool]:
     """Connect to Ray quietly: join ``address``, or start a private local instance; returns
     ``(ray module, whether this call started it)``. An already initialized Ray is reused as is."""
     _quiet_env()
@@ -86,14 +90,19 @@ def init_ray(*, address: str | None = None, num_cpus: int = 2, object_store_mb: 
         logging.getLogger(name).setLevel(logging.ERROR)
     started = False
     if not ray.is_initialized():
-        kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False,
-                                      logging_level=logging.ERROR, configure_logging=True)
+        kwargs: dict[str, Any] = dict(
+            include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, configure_logging=True
+        )
         try:
             if address:
                 ray.init(address=address, **kwargs)
             else:
-                ray.init(num_cpus=num_cpus, object_store_memory=object_store_mb * 1024 * 1024,
-                         runtime_env={"env_vars": {"PYTHONPATH": _code_path()}}, **kwargs)
+                ray.init(
+                    num_cpus=num_cpus,
+                    object_store_memory=object_store_mb * 1024 * 1024,
+                    runtime_env={"env_vars": {"PYTHONPATH": _code_path()}},
+                    **kwargs,
+                )
         except Exception as exc:
             raise EngineUnavailable(f"could not start or join Ray: {exc}") from exc
         started = True
@@ -107,9 +116,18 @@ def init_ray(*, address: str | None = None, num_cpus: int = 2, object_store_mb: 
 class RayEngine:
     name = "ray"
 
-    def __init__(self, spec: WorkerSpec, *, workers: int, address: str | None = None, batch_size: int = 4,
-                 chunk: int = 20_000, local_num_cpus: int = 2, object_store_mb: int = 256,
-                 num_gpus_per_actor: float = 0.0) -> None:
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        *,
+        workers: int,
+        address: str | None = None,
+        batch_size: int = 4,
+        chunk: int = 20_000,
+        local_num_cpus: int = 2,
+        object_store_mb: int = 256,
+        num_gpus_per_actor: float = 0.0,
+    ) -> None:
         if workers < 1:
             raise ValueError("the ray engine needs workers >= 1")
         self.spec = spec
@@ -123,8 +141,9 @@ class RayEngine:
         self._started = False
 
     def _init(self) -> Any:
-        ray, started = init_ray(address=self.address, num_cpus=self.local_num_cpus,
-                                object_store_mb=self.object_store_mb)
+        ray, started = init_ray(
+            address=self.address, num_cpus=self.local_num_cpus, object_store_mb=self.object_store_mb
+        )
         self._started = self._started or started
         return ray
 
@@ -147,8 +166,12 @@ class RayEngine:
         # Never more actors than there are batches: each extra actor would only load models.
         size = max(1, min(self.workers, -(-len(items) // self.batch_size)))
         ds = ray.data.from_items(items).map_batches(
-            actor, batch_size=self.batch_size, compute=ray.data.ActorPoolStrategy(size=size),
-            num_cpus=1, num_gpus=self.num_gpus or None, batch_format="numpy",
+            actor,
+            batch_size=self.batch_size,
+            compute=ray.data.ActorPoolStrategy(size=size),
+            num_cpus=1,
+            num_gpus=self.num_gpus or None,
+            batch_format="numpy",
         )
         for row in ds.iter_rows():
             yield pickle.loads(row["outcome"])

@@ -17,8 +17,14 @@ ROOT = Path(__file__).resolve().parents[2]
 def _run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SONGGATE_DATA_DIR": str(tmp_path / "var"), "SONGGATE_ENV": "test"}
     env.pop("SONGGATE_DATABASE_URL", None)
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_keys_create_prints_key_alone_on_last_line(tmp_path: Path) -> None:
@@ -39,7 +45,9 @@ def test_db_upgrade_is_idempotent(tmp_path: Path) -> None:
 
 
 def test_check_json_and_errors(tmp_path: Path) -> None:
-    good = encode(tone(1000, sr=48000, seconds=3, amp_dbfs=-20, channels=2), sr=48000, path=tmp_path / "good.wav")
+    good = encode(
+        tone(1000, sr=48000, seconds=3, amp_dbfs=-20, channels=2), sr=48000, path=tmp_path / "good.wav"
+    )
     bad = tmp_path / "bad.mp3"
     bad.write_bytes(b"not audio at all" * 100)
     r = _run(["check", str(good), str(bad), "--json"], tmp_path)

@@ -15,20 +15,32 @@ from signals import encode, white_noise
 pytestmark = pytest.mark.both_dbs
 
 
-def test_twenty_parallel_uploads(app, live_server, make_key, tmp_path: Path, rng: np.random.Generator) -> None:  # type: ignore[no-untyped-def]
+def test_twenty_parallel_uploads(
+    app, live_server, make_key, tmp_path: Path, rng: np.random.Generator
+) -> None:  # type: ignore[no-untyped-def]
     key = make_key(app, "upload")
-    files = [encode(white_noise(rng, sr=16000, seconds=1.0), sr=16000, path=tmp_path / f"n{i}.flac") for i in range(20)]
+    files = [
+        encode(white_noise(rng, sr=16000, seconds=1.0), sr=16000, path=tmp_path / f"n{i}.flac")
+        for i in range(20)
+    ]
 
     async def go() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=live_server, timeout=120) as c:
+
             async def one(i: int, p: Path) -> httpx.Response:
-                return await c.post("/v1/recordings", headers={"Authorization": f"Bearer {key}"},
-                                    data={"user_id": f"user{i}", "song_id": "s", "kind": "vocal"},
-                                    files={"file": (p.name, p.read_bytes())})
+                return await c.post(
+                    "/v1/recordings",
+                    headers={"Authorization": f"Bearer {key}"},
+                    data={"user_id": f"user{i}", "song_id": "s", "kind": "vocal"},
+                    files={"file": (p.name, p.read_bytes())},
+                )
+
             return await asyncio.gather(*(one(i, p) for i, p in enumerate(files)))
 
     responses = asyncio.run(go())
-    assert [r.status_code for r in responses] == [201] * 20, [r.text for r in responses if r.status_code != 201]
+    assert [r.status_code for r in responses] == [201] * 20, [
+        r.text for r in responses if r.status_code != 201
+    ]
     ids = {r.json()["id"] for r in responses}
     assert len(ids) == 20
     for p, r in zip(files, responses, strict=False):
@@ -38,15 +50,22 @@ def test_twenty_parallel_uploads(app, live_server, make_key, tmp_path: Path, rng
         assert hashlib.sha256(stored).hexdigest() == sha
 
 
-def test_healthz_answers_during_a_large_upload(app, tmp_settings, live_server, make_key, tmp_path: Path, rng) -> None:  # type: ignore[no-untyped-def]
+def test_healthz_answers_during_a_large_upload(
+    app, tmp_settings, live_server, make_key, tmp_path: Path, rng
+) -> None:  # type: ignore[no-untyped-def]
     key = make_key(app, "upload")
     big = encode(white_noise(rng, sr=44100, seconds=240, channels=2), sr=44100, path=tmp_path / "big.flac")
 
     async def go() -> tuple[httpx.Response, list[float]]:
         async with httpx.AsyncClient(base_url=live_server, timeout=300) as c:
-            upload = asyncio.create_task(c.post(
-                "/v1/recordings", headers={"Authorization": f"Bearer {key}"},
-                data={"user_id": "u", "song_id": "s", "kind": "mix"}, files={"file": ("big.flac", big.read_bytes())}))
+            upload = asyncio.create_task(
+                c.post(
+                    "/v1/recordings",
+                    headers={"Authorization": f"Bearer {key}"},
+                    data={"user_id": "u", "song_id": "s", "kind": "mix"},
+                    files={"file": ("big.flac", big.read_bytes())},
+                )
+            )
             latencies: list[float] = []
             while not upload.done():
                 t0 = time.perf_counter()
@@ -72,8 +91,10 @@ def test_chunked_upload_over_limit_is_cut_off_mid_stream(app, tmp_settings, live
 
     def body():  # type: ignore[no-untyped-def]
         nonlocal sent
-        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"user_id\"\r\n\r\nu\r\n"
-               f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.wav\"\r\n\r\n").encode()
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="user_id"\r\n\r\nu\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.wav"\r\n\r\n'
+        ).encode()
         for _ in range(400):  # 40 MB if the server kept reading
             sent += 100_000
             yield b"\0" * 100_000
@@ -81,8 +102,14 @@ def test_chunked_upload_over_limit_is_cut_off_mid_stream(app, tmp_settings, live
 
     with httpx.Client(base_url=live_server, timeout=60) as c:
         try:
-            r = c.post("/v1/recordings", content=body(),
-                       headers={"Authorization": f"Bearer {key}", "Content-Type": f"multipart/form-data; boundary={boundary}"})
+            r = c.post(
+                "/v1/recordings",
+                content=body(),
+                headers={
+                    "Authorization": f"Bearer {key}",
+                    "Content-Type": f"multipart/form-data; boundary={boundary}",
+                },
+            )
             assert r.status_code == 413 and r.json()["code"] == "too_large"
         except (httpx.RemoteProtocolError, httpx.WriteError):
             pass  # the server may close the connection as soon as it has answered

@@ -75,8 +75,16 @@ def test_non_ascii_file_name(tmp_path: Path) -> None:
 def _wav_header(*, channels: int, sr: int, data_bytes: int, bits: int = 16, fmt_tag: int = 1) -> bytes:
     block = channels * bits // 8
     fmt = struct.pack("<HHIIHH", fmt_tag, channels, sr, sr * block, block, bits)
-    return (b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt
-            + b"data" + struct.pack("<I", data_bytes))
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + data_bytes)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", data_bytes)
+    )
 
 
 def _write(tmp_path: Path, name: str, data: bytes) -> Path:
@@ -108,14 +116,30 @@ BAD_INPUTS = [
     ("truncated_mp3", lambda t: _truncated(t, "mp3"), CorruptAudio),
     ("truncated_m4a", lambda t: _truncated(t, "m4a"), CorruptAudio),
     ("nan_wav", _nan_wav, CorruptAudio),
-    ("8_channels", lambda t: _write(t, "8ch.wav", _wav_header(channels=8, sr=48000, data_bytes=1600) + bytes(1600)),
-     TooManyChannels),
-    ("384_khz", lambda t: _write(t, "hi.wav", _wav_header(channels=1, sr=384000, data_bytes=7680) + bytes(7680)),
-     InvalidSampleRate),
-    ("claims_10_hours", lambda t: _write(
-        t, "liar.wav", _wav_header(channels=1, sr=44100, data_bytes=44100 * 2 * 36000 % 2**32 or 1) + bytes(10000)),
-     TooLong),
-    ("header_only_wav", lambda t: _write(t, "hdr.wav", _wav_header(channels=1, sr=16000, data_bytes=0)), EmptyAudio),
+    (
+        "8_channels",
+        lambda t: _write(t, "8ch.wav", _wav_header(channels=8, sr=48000, data_bytes=1600) + bytes(1600)),
+        TooManyChannels,
+    ),
+    (
+        "384_khz",
+        lambda t: _write(t, "hi.wav", _wav_header(channels=1, sr=384000, data_bytes=7680) + bytes(7680)),
+        InvalidSampleRate,
+    ),
+    (
+        "claims_10_hours",
+        lambda t: _write(
+            t,
+            "liar.wav",
+            _wav_header(channels=1, sr=44100, data_bytes=44100 * 2 * 36000 % 2**32 or 1) + bytes(10000),
+        ),
+        TooLong,
+    ),
+    (
+        "header_only_wav",
+        lambda t: _write(t, "hdr.wav", _wav_header(channels=1, sr=16000, data_bytes=0)),
+        EmptyAudio,
+    ),
     ("valid", lambda t: encode(tone(440, sr=16000, seconds=1), sr=16000, path=t / "ok.wav"), None),
 ]
 
@@ -130,7 +154,11 @@ def test_bad_inputs_raise_typed_errors(tmp_path: Path, make, error) -> None:  # 
 def test_header_claiming_hours_is_refused_before_reading(tmp_path: Path) -> None:
     # 10 hours of 44.1 kHz stereo 16-bit would be 6.35 GB: declared in the header of a 10 KB file.
     data_bytes = 44100 * 4 * 36000
-    path = _write(tmp_path, "claim.wav", _wav_header(channels=2, sr=44100, data_bytes=data_bytes % 2**32) + bytes(10_000))
+    path = _write(
+        tmp_path,
+        "claim.wav",
+        _wav_header(channels=2, sr=44100, data_bytes=data_bytes % 2**32) + bytes(10_000),
+    )
     limits = AudioLimits(max_duration_s=900)
     with pytest.raises((TooLong, CorruptAudio)):
         probe_file(path, limits=limits)
@@ -139,7 +167,9 @@ def test_header_claiming_hours_is_refused_before_reading(tmp_path: Path) -> None
 
 
 def test_header_overclaim_under_limit_is_corrupt(tmp_path: Path) -> None:
-    path = _write(tmp_path, "over.wav", _wav_header(channels=1, sr=16000, data_bytes=16000 * 2 * 60) + bytes(3200))
+    path = _write(
+        tmp_path, "over.wav", _wav_header(channels=1, sr=16000, data_bytes=16000 * 2 * 60) + bytes(3200)
+    )
     with pytest.raises(CorruptAudio, match="declares"):
         decode_file(path)
 

@@ -12,7 +12,9 @@ from signals import chirp, encode, tone
 pytestmark = pytest.mark.both_dbs
 
 
-def _upload(client, headers, path: Path, *, user="u1", song="s1", kind="mix", filename=None, extra_headers=None):  # type: ignore[no-untyped-def]
+def _upload(
+    client, headers, path: Path, *, user="u1", song="s1", kind="mix", filename=None, extra_headers=None
+):  # type: ignore[no-untyped-def]
     with path.open("rb") as fh:
         return client.post(
             "/v1/recordings",
@@ -86,7 +88,15 @@ def _wav_header(channels: int, sr: int, data_bytes: int) -> bytes:
 
     block = channels * 2
     fmt = struct.pack("<HHIIHH", 1, channels, sr, sr * block, block, 16)
-    return b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVEfmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", data_bytes)
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + data_bytes)
+        + b"WAVEfmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", data_bytes)
+    )
 
 
 def _cut(path: Path) -> Path:
@@ -104,17 +114,39 @@ def _w(path: Path, data: bytes) -> Path:
 BAD = [
     ("empty", lambda t: _w(t / "e.wav", b""), 422, "empty_audio"),
     ("random", lambda t: _w(t / "r.bin", np.random.default_rng(3).bytes(5000)), 415, "unsupported_format"),
-    ("truncated_mp3", lambda t: _cut(encode(tone(440, sr=44100, seconds=6), sr=44100, path=t / "a.mp3")), 422, "corrupt_audio"),
-    ("truncated_m4a", lambda t: _cut(encode(tone(440, sr=44100, seconds=6), sr=44100, path=t / "a.m4a")), 422, "corrupt_audio"),
+    (
+        "truncated_mp3",
+        lambda t: _cut(encode(tone(440, sr=44100, seconds=6), sr=44100, path=t / "a.mp3")),
+        422,
+        "corrupt_audio",
+    ),
+    (
+        "truncated_m4a",
+        lambda t: _cut(encode(tone(440, sr=44100, seconds=6), sr=44100, path=t / "a.m4a")),
+        422,
+        "corrupt_audio",
+    ),
     ("nan", _nan_wav, 422, "corrupt_audio"),
     ("8ch", lambda t: _w(t / "8.wav", _wav_header(8, 48000, 3200) + bytes(3200)), 422, "too_many_channels"),
-    ("384k", lambda t: _w(t / "h.wav", _wav_header(1, 384000, 7680) + bytes(7680)), 422, "invalid_sample_rate"),
-    ("10_hours", lambda t: _w(t / "l.wav", _wav_header(2, 44100, 2_000_000_000) + bytes(10_000)), 422, "too_long"),
+    (
+        "384k",
+        lambda t: _w(t / "h.wav", _wav_header(1, 384000, 7680) + bytes(7680)),
+        422,
+        "invalid_sample_rate",
+    ),
+    (
+        "10_hours",
+        lambda t: _w(t / "l.wav", _wav_header(2, 44100, 2_000_000_000) + bytes(10_000)),
+        422,
+        "too_long",
+    ),
 ]
 
 
 @pytest.mark.parametrize("make,status,code", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
-def test_bad_uploads_get_problem_json_and_leave_nothing(client, auth_headers, tmp_path: Path, make, status, code) -> None:  # type: ignore[no-untyped-def]
+def test_bad_uploads_get_problem_json_and_leave_nothing(
+    client, auth_headers, tmp_path: Path, make, status, code
+) -> None:  # type: ignore[no-untyped-def]
     path = make(tmp_path)
     r = _upload(client, auth_headers("upload"), path, filename="录音 ✓.wav")
     assert r.status_code == status, r.text
@@ -163,7 +195,9 @@ def test_bad_forms(client, auth_headers, tmp_path: Path, kwargs, status, code) -
     elif kwargs.get("nofile"):
         r = client.post("/v1/recordings", headers=h, data=kwargs["data"], files={"other": ("x", b"abc")})
     else:
-        r = client.post("/v1/recordings", headers=h, data=kwargs["data"], files={"file": ("a.wav", path.read_bytes())})
+        r = client.post(
+            "/v1/recordings", headers=h, data=kwargs["data"], files={"file": ("a.wav", path.read_bytes())}
+        )
     assert r.status_code == status, r.text
     assert r.json()["code"] == code
 

@@ -75,8 +75,16 @@ def wav_bytes(y: np.ndarray, sr: int = SR) -> bytes:
     return buf.getvalue()
 
 
-def add_recording(session: Any, blobs: Any, path: Path, *, user_id: str = "u1", kind: str = "mix",
-                  report: dict[str, Any] | None = None, report_version: str = "old") -> str:
+def add_recording(
+    session: Any,
+    blobs: Any,
+    path: Path,
+    *,
+    user_id: str = "u1",
+    kind: str = "mix",
+    report: dict[str, Any] | None = None,
+    report_version: str = "old",
+) -> str:
     """Store ``path`` as a recording (blob + row) the way an upload would leave it."""
     import datetime as dt
 
@@ -86,11 +94,24 @@ def add_recording(session: Any, blobs: Any, path: Path, *, user_id: str = "u1", 
     data = Path(path).read_bytes()
     sha, size = blobs.put_bytes(data)
     rec = Recording(
-        id=new_id("rec"), user_id=user_id, song_id="song1", kind=kind, sha256=sha, size_bytes=size,
-        filename=Path(path).name, media_type="audio/wav", container="wav", codec="pcm_s16le",
-        sample_rate=44100, channels=1, duration_s=1.0,
-        report=report if report is not None else {"verdict": "pass", "settings_version": report_version, "checks": []},
-        report_version=report_version, created_at=dt.datetime.now(dt.UTC),
+        id=new_id("rec"),
+        user_id=user_id,
+        song_id="song1",
+        kind=kind,
+        sha256=sha,
+        size_bytes=size,
+        filename=Path(path).name,
+        media_type="audio/wav",
+        container="wav",
+        codec="pcm_s16le",
+        sample_rate=44100,
+        channels=1,
+        duration_s=1.0,
+        report=report
+        if report is not None
+        else {"verdict": "pass", "settings_version": report_version, "checks": []},
+        report_version=report_version,
+        created_at=dt.datetime.now(dt.UTC),
     )
     session.add(rec)
     session.flush()
@@ -106,33 +127,78 @@ def add_voiceprint(session: Any, blobs: Any, embedder: FakeEmbedder, user_id: st
     from voiceprint.tables import Embedding, EnrollmentUtterance, Voiceprint, vector_to_bytes
 
     now = dt.datetime.now(dt.UTC)
-    vp = Voiceprint(id=new_id("vp"), user_id=user_id, model_id=embedder.model_id, version=1, status="active",
-                    active=True, n_utterances=len(freqs), stats={}, created_at=now, activated_at=now)
+    vp = Voiceprint(
+        id=new_id("vp"),
+        user_id=user_id,
+        model_id=embedder.model_id,
+        version=1,
+        status="active",
+        active=True,
+        n_utterances=len(freqs),
+        stats={},
+        created_at=now,
+        activated_at=now,
+    )
     session.add(vp)
     session.flush()
     vectors = []
     for i, f in enumerate(freqs):
         y = voice(f, seed=i)
         sha, size = blobs.put_bytes(wav_bytes(y))
-        utt = EnrollmentUtterance(id=new_id("utt"), voiceprint_id=vp.id, user_id=user_id, sha256=sha,
-                                  size_bytes=size, duration_s=y.size / SR, speech_s=y.size / SR,
-                                  quality={"snr_db": 40.0}, created_at=now)
+        utt = EnrollmentUtterance(
+            id=new_id("utt"),
+            voiceprint_id=vp.id,
+            user_id=user_id,
+            sha256=sha,
+            size_bytes=size,
+            duration_s=y.size / SR,
+            speech_s=y.size / SR,
+            quality={"snr_db": 40.0},
+            created_at=now,
+        )
         session.add(utt)
         session.flush()
         v = embedder.embed(y, sr=SR)
         vectors.append(v)
-        session.add(Embedding(id=new_id("emb"), voiceprint_id=vp.id, utterance_id=utt.id, kind="utterance",
-                              model_id=embedder.model_id, dimension=embedder.dimension, vector=vector_to_bytes(v),
-                              created_at=now))
-    session.add(Embedding(id=new_id("emb"), voiceprint_id=vp.id, utterance_id=None, kind="voiceprint",
-                          model_id=embedder.model_id, dimension=embedder.dimension,
-                          vector=vector_to_bytes(mean_voiceprint(np.stack(vectors))), created_at=now))
+        session.add(
+            Embedding(
+                id=new_id("emb"),
+                voiceprint_id=vp.id,
+                utterance_id=utt.id,
+                kind="utterance",
+                model_id=embedder.model_id,
+                dimension=embedder.dimension,
+                vector=vector_to_bytes(v),
+                created_at=now,
+            )
+        )
+    session.add(
+        Embedding(
+            id=new_id("emb"),
+            voiceprint_id=vp.id,
+            utterance_id=None,
+            kind="voiceprint",
+            model_id=embedder.model_id,
+            dimension=embedder.dimension,
+            vector=vector_to_bytes(mean_voiceprint(np.stack(vectors))),
+            created_at=now,
+        )
+    )
     session.flush()
     return vp.id
 
 
-def add_attempt(session: Any, blobs: Any, embedder: FakeEmbedder, user_id: str, voiceprint_id: str,
-                freq: float | None, *, threshold: float, store_audio: bool = True) -> tuple[str, str]:
+def add_attempt(
+    session: Any,
+    blobs: Any,
+    embedder: FakeEmbedder,
+    user_id: str,
+    voiceprint_id: str,
+    freq: float | None,
+    *,
+    threshold: float,
+    store_audio: bool = True,
+) -> tuple[str, str]:
     """A past verification attempt scored by ``embedder`` (raw cosine) against the voiceprint."""
     import datetime as dt
 
@@ -148,9 +214,19 @@ def add_attempt(session: Any, blobs: Any, embedder: FakeEmbedder, user_id: str, 
     score = float(np.dot(embedder.embed(y, sr=SR), vector_from_bytes(row.vector, row.dimension)))
     decision = "accept" if score >= threshold else "reject"
     att = VerificationAttempt(
-        id=new_id("att"), user_id=user_id, challenge_id=new_id("ch"), prompt="12345678",
-        voiceprint_id=voiceprint_id, model_id=embedder.model_id, score=score, normalized_score=None,
-        threshold=threshold, method="cosine", cohort_size=0, decision=decision, audio_sha256=sha,
+        id=new_id("att"),
+        user_id=user_id,
+        challenge_id=new_id("ch"),
+        prompt="12345678",
+        voiceprint_id=voiceprint_id,
+        model_id=embedder.model_id,
+        score=score,
+        normalized_score=None,
+        threshold=threshold,
+        method="cosine",
+        cohort_size=0,
+        decision=decision,
+        audio_sha256=sha,
         created_at=dt.datetime.now(dt.UTC),
     )
     session.add(att)

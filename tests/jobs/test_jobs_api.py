@@ -36,15 +36,22 @@ def test_admin_starts_a_job_and_follows_it(client, auth_headers, tmp_path) -> No
     app = client.app
     with app.state.session_factory() as s, s.begin():
         rec_ids = [
-            jobfakes.add_recording(s, app.state.blobs, encode(tone(300.0 * (i + 1), sr=22050, seconds=1.5),
-                                                               sr=22050, path=tmp_path / f"r{i}.wav"),
-                                   user_id="api-user", report_version="old")
+            jobfakes.add_recording(
+                s,
+                app.state.blobs,
+                encode(tone(300.0 * (i + 1), sr=22050, seconds=1.5), sr=22050, path=tmp_path / f"r{i}.wav"),
+                user_id="api-user",
+                report_version="old",
+            )
             for i in range(3)
         ]
     admin = auth_headers("admin")
     out = tmp_path / "api-out.jsonl"
-    r = client.post("/v1/jobs", headers=admin,
-                    json={"what": ["checks", "effects"], "where": ["user=api-user"], "output": str(out)})
+    r = client.post(
+        "/v1/jobs",
+        headers=admin,
+        json={"what": ["checks", "effects"], "where": ["user=api-user"], "output": str(out)},
+    )
     assert r.status_code == 202, r.text
     job = r.json()
     assert r.headers["location"] == f"/v1/jobs/{job['id']}"
@@ -62,8 +69,16 @@ def test_admin_starts_a_job_and_follows_it(client, auth_headers, tmp_path) -> No
     listed = client.get("/v1/jobs", headers=admin).json()["items"]
     assert [j["id"] for j in listed] == [job["id"]]
     # Posting the same job again: it is done, nothing is redone.
-    again = client.post("/v1/jobs", headers=admin, json={"what": ["checks", "effects"], "where": ["user=api-user"],
-                                                         "output": str(out), "job_id": job["id"]})
+    again = client.post(
+        "/v1/jobs",
+        headers=admin,
+        json={
+            "what": ["checks", "effects"],
+            "where": ["user=api-user"],
+            "output": str(out),
+            "job_id": job["id"],
+        },
+    )
     assert again.status_code == 200 and again.json()["done"] == 3
 
 

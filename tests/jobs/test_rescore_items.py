@@ -56,8 +56,12 @@ def test_one_corrupt_file_fails_alone_with_its_code(tmp_settings, db, tmp_path, 
     rows = [good[0].name, str(corrupt), good[1].name, "gone.wav", not_audio.name, good[2].name]
     manifest.write_text("path\n" + "\n".join(rows) + "\n")
     out = tmp_path / "out.jsonl"
-    job_id, _ = create_job(factory, tmp_settings, JobRequest(what=("checks", "effects"), manifest=str(manifest)),
-                           options=RunOptions(workers=0, output=str(out)))
+    job_id, _ = create_job(
+        factory,
+        tmp_settings,
+        JobRequest(what=("checks", "effects"), manifest=str(manifest)),
+        options=RunOptions(workers=0, output=str(out)),
+    )
     status = run_job(factory, tmp_settings, job_id)
     assert status["status"] == "done"
     assert (status["total"], status["done"], status["failed"]) == (6, 3, 3)
@@ -67,7 +71,11 @@ def test_one_corrupt_file_fails_alone_with_its_code(tmp_settings, db, tmp_path, 
     assert by_name["corrupt.wav"]["error_code"] == "corrupt_audio"
     assert by_name["gone.wav"]["error_code"] == "file_not_found"
     assert by_name["notes.wav"]["status"] == "failed" and by_name["notes.wav"]["error_code"]
-    assert status["errors"] == {"corrupt_audio": 1, "file_not_found": 1, by_name["notes.wav"]["error_code"]: 1}
+    assert status["errors"] == {
+        "corrupt_audio": 1,
+        "file_not_found": 1,
+        by_name["notes.wav"]["error_code"]: 1,
+    }
     for p in good:
         row = by_name[p.name]
         assert row["status"] == "done" and row["error_code"] is None
@@ -91,8 +99,14 @@ def test_write_backs_are_idempotent(tmp_settings, db, tmp_path, rng) -> None:
 
     def snapshot():  # type: ignore[no-untyped-def]
         with factory() as s:
-            arts = s.execute(select(EffectArtifact.recording_id, EffectArtifact.kind, EffectArtifact.params_key,
-                                    EffectArtifact.etag)).all()
+            arts = s.execute(
+                select(
+                    EffectArtifact.recording_id,
+                    EffectArtifact.kind,
+                    EffectArtifact.params_key,
+                    EffectArtifact.etag,
+                )
+            ).all()
             reports = {r.id: (r.report_version, r.report) for r in s.scalars(select(Recording))}
         return sorted(arts), reports
 
@@ -102,8 +116,12 @@ def test_write_backs_are_idempotent(tmp_settings, db, tmp_path, rng) -> None:
     assert all(r["settings_version"] == tmp_settings.checks.version for _, r in reports1.values())
 
     # A second job over the same recordings (selected by id now) replaces, never appends.
-    again, _ = create_job(factory, tmp_settings, JobRequest(what=("checks", "effects"), where=(f"id={','.join(rec_ids)}",)),
-                          options=RunOptions(workers=0))
+    again, _ = create_job(
+        factory,
+        tmp_settings,
+        JobRequest(what=("checks", "effects"), where=(f"id={','.join(rec_ids)}",)),
+        options=RunOptions(workers=0),
+    )
     assert run_job(factory, tmp_settings, again)["done"] == 3
     arts2, reports2 = snapshot()
     assert arts2 == arts1 and reports2 == reports1
@@ -115,7 +133,10 @@ def test_write_backs_are_idempotent(tmp_settings, db, tmp_path, rng) -> None:
     runner.params, runner.dry_run = {"what": ["checks", "effects"]}, False
     from jobs.items import ItemTask, Outcome
 
-    dup = [(ItemTask(i.seq, "recording", i.item_key), Outcome(i.seq, "done", result={"checks": {}})) for i in items]
+    dup = [
+        (ItemTask(i.seq, "recording", i.item_key), Outcome(i.seq, "done", result={"checks": {}}))
+        for i in items
+    ]
     import time
 
     runner._commit(dup, len(dup), time.perf_counter())
@@ -137,20 +158,33 @@ def test_threshold_change_reports_flipped_verdicts_without_writing(tmp_settings,
     factory, blobs = db
     rec_ids = _recordings(factory, blobs, _files(tmp_path, 4, rng), user_id="singer")
     # Grade everything with today's thresholds: 1-2 s mixes fail format.duration (10 s minimum).
-    base, _ = create_job(factory, tmp_settings, JobRequest(what=("checks",), where=("user=singer",)),
-                         options=RunOptions(workers=0))
+    base, _ = create_job(
+        factory,
+        tmp_settings,
+        JobRequest(what=("checks",), where=("user=singer",)),
+        options=RunOptions(workers=0),
+    )
     status = run_job(factory, tmp_settings, base)
     assert status["done"] == 4
     with factory() as s:
         before = {r.id: r.report for r in s.scalars(select(Recording))}
-    assert all(r["verdict"] == "fail" and any(c["code"] == "format.duration" and c["verdict"] == "fail"
-                                              for c in r["checks"]) for r in before.values())
+    assert all(
+        r["verdict"] == "fail"
+        and any(c["code"] == "format.duration" and c["verdict"] == "fail" for c in r["checks"])
+        for r in before.values()
+    )
 
     # New thresholds: mixes of 1 s and more are long enough. What would flip?
     mix = tmp_settings.checks.mix.model_copy(update={"min_duration_s": 1.0})
-    new = tmp_settings.model_copy(update={"checks": tmp_settings.checks.model_copy(update={"mix": mix, "version": "checks-next"})})
-    dry, _ = create_job(factory, new, JobRequest(what=("checks",), where=("user=singer",), dry_run=True),
-                        options=RunOptions(workers=0))
+    new = tmp_settings.model_copy(
+        update={"checks": tmp_settings.checks.model_copy(update={"mix": mix, "version": "checks-next"})}
+    )
+    dry, _ = create_job(
+        factory,
+        new,
+        JobRequest(what=("checks",), where=("user=singer",), dry_run=True),
+        options=RunOptions(workers=0),
+    )
     flips = run_job(factory, new, dry)["summary"]["flips"]["checks"]
     assert flips["compared"] == 4
     assert flips["stopped_failing"].get("format.duration") == 4
@@ -172,10 +206,15 @@ def test_job_keeps_the_settings_it_was_created_with(tmp_settings, db, tmp_path, 
     _recordings(factory, blobs, _files(tmp_path, 2, rng))
     job_id, _ = create_job(factory, tmp_settings, JobRequest(what=("checks",)), options=RunOptions(workers=0))
     mix = tmp_settings.checks.mix.model_copy(update={"min_duration_s": 0.5})
-    other = tmp_settings.model_copy(update={"checks": tmp_settings.checks.model_copy(update={"mix": mix, "version": "other"})})
+    other = tmp_settings.model_copy(
+        update={"checks": tmp_settings.checks.model_copy(update={"mix": mix, "version": "other"})}
+    )
     run_job(factory, other, job_id)
     with factory() as s:
-        versions = {i.result["checks"]["settings_version"] for i in s.scalars(select(JobItem).where(JobItem.job_id == job_id))}
+        versions = {
+            i.result["checks"]["settings_version"]
+            for i in s.scalars(select(JobItem).where(JobItem.job_id == job_id))
+        }
     assert versions == {tmp_settings.checks.version}
 
 
@@ -188,9 +227,12 @@ def test_cancel_stops_a_running_job_at_its_next_commit(tmp_settings, db, tmp_pat
     files = _files(tmp_path, 5, rng)
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("".join(f'{{"path": "{p.name}"}}\n' for p in files))
-    settings = tmp_settings.model_copy(update={"jobs": tmp_settings.jobs.model_copy(update={"commit_every": 1})})
-    job_id, _ = create_job(factory, settings, JobRequest(what=("checks",), manifest=str(manifest)),
-                           options=RunOptions(workers=0))
+    settings = tmp_settings.model_copy(
+        update={"jobs": tmp_settings.jobs.model_copy(update={"commit_every": 1})}
+    )
+    job_id, _ = create_job(
+        factory, settings, JobRequest(what=("checks",), manifest=str(manifest)), options=RunOptions(workers=0)
+    )
 
     class CancelAfterFirst(NullProgress):
         def advance(self, *, failed: bool) -> None:
@@ -214,9 +256,15 @@ def test_a_live_runner_is_never_joined_and_a_dead_one_is_taken_over(tmp_settings
     factory, _ = db
     manifest = tmp_path / "m.csv"
     manifest.write_text("path\n" + "\n".join(p.name for p in _files(tmp_path, 2, rng)) + "\n")
-    job_id, _ = create_job(factory, tmp_settings, JobRequest(what=("checks",), manifest=str(manifest)),
-                           options=RunOptions(workers=0))
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    job_id, _ = create_job(
+        factory,
+        tmp_settings,
+        JobRequest(what=("checks",), manifest=str(manifest)),
+        options=RunOptions(workers=0),
+    )
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
 
     def mark(pid: int, host: str, beat_age_s: float) -> None:
         with factory() as s, s.begin():
@@ -233,7 +281,12 @@ def test_a_live_runner_is_never_joined_and_a_dead_one_is_taken_over(tmp_settings
     mark(int(dead.stdout), HOST, 5)  # a runner process that has exited: taken over
     assert run_job(factory, tmp_settings, job_id)["status"] == "done"
     out = tmp_path / "late.parquet"  # a finished job can still write its output file
-    assert run_job(factory, tmp_settings, job_id, options=RunOptions(output=str(out)))["summary"]["output"]["rows"] == 2
+    assert (
+        run_job(factory, tmp_settings, job_id, options=RunOptions(output=str(out)))["summary"]["output"][
+            "rows"
+        ]
+        == 2
+    )
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
@@ -306,6 +359,7 @@ def test_where_selects_by_user_date_and_version(tmp_settings, db, tmp_path, rng)
     with factory() as s, s.begin():
         s.get(Recording, a[0]).created_at = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
     with factory() as s:
+
         def keys(*w: str) -> list[str]:
             return [i.key for i in select_recordings(s, parse_where(w), chunk=1)]  # chunk=1: paging
 

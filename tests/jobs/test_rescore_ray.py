@@ -50,8 +50,11 @@ def test_local_and_ray_engines_agree(ray_instance, tmp_settings, tmp_path) -> No
     # --- checks + effects over a manifest -------------------------------------------------
     names = []
     for i in range(5):
-        encode(tone(150.0 * (i + 1), sr=44100, seconds=1.0 + i * 0.5, amp_dbfs=-10.0 - i, channels=1 + i % 2),
-               sr=44100, path=tmp_path / f"t{i}.flac")
+        encode(
+            tone(150.0 * (i + 1), sr=44100, seconds=1.0 + i * 0.5, amp_dbfs=-10.0 - i, channels=1 + i % 2),
+            sr=44100,
+            path=tmp_path / f"t{i}.flac",
+        )
         names.append(f"t{i}.flac")
     (tmp_path / "bad.mp3").write_bytes(b"\xff\xfb\x90\x00" + b"\x13" * 2000)
     names.insert(2, "bad.mp3")

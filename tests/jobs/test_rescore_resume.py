@@ -22,15 +22,22 @@ N_ITEMS = 16
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "rescore", *args], cwd=ROOT, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        [sys.executable, "-m", "cli.main", "rescore", *args],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
 def _finished(engine, job_id: str) -> dict[int, tuple[str, str]]:  # type: ignore[no-untyped-def]
     with engine.connect() as c:
-        rows = c.execute(text("SELECT seq, status, finished_at FROM job_items WHERE job_id = :j AND status != 'pending'"),
-                         {"j": job_id}).all()
+        rows = c.execute(
+            text("SELECT seq, status, finished_at FROM job_items WHERE job_id = :j AND status != 'pending'"),
+            {"j": job_id},
+        ).all()
     return {r[0]: (r[1], str(r[2])) for r in rows}
 
 
@@ -60,11 +67,26 @@ def test_resume_after_sigkill_and_ctrl_c(tmp_settings, tmp_path: Path) -> None:
     manifest.write_text("".join(f'{{"path": "song-{i:02d}.wav"}}\n' for i in range(N_ITEMS)))
     out = tmp_path / "results.parquet"
     url = tmp_settings.resolved_database_url
-    env = {**os.environ, "SONGGATE_ENV": "test", "SONGGATE_DATABASE_URL": url,
-           "SONGGATE_DATA_DIR": str(tmp_settings.data_dir), "SONGGATE_JOBS__COMMIT_EVERY": "1",
-           "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    args = ["--what", "checks,effects", "--manifest", str(manifest), "--job-id", "resume-me",
-            "--output", str(out), "--no-progress"]
+    env = {
+        **os.environ,
+        "SONGGATE_ENV": "test",
+        "SONGGATE_DATABASE_URL": url,
+        "SONGGATE_DATA_DIR": str(tmp_settings.data_dir),
+        "SONGGATE_JOBS__COMMIT_EVERY": "1",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(ROOT),
+    }
+    args = [
+        "--what",
+        "checks,effects",
+        "--manifest",
+        str(manifest),
+        "--job-id",
+        "resume-me",
+        "--output",
+        str(out),
+        "--no-progress",
+    ]
     engine = create_engine(url)  # plain reads: no write lock taken while polling
 
     # 1. SIGKILL the whole job (runner and its worker process) once a few items are committed.
@@ -99,7 +121,9 @@ def test_resume_after_sigkill_and_ctrl_c(tmp_settings, tmp_path: Path) -> None:
     assert {k: v for k, v in final.items() if k in second} == second  # committed items never redone
     with engine.connect() as c:
         job = c.execute(text("SELECT status, total, done, failed FROM jobs WHERE id = 'resume-me'")).one()
-        attempts = c.execute(text("SELECT max(attempts), min(attempts) FROM job_items WHERE job_id = 'resume-me'")).one()
+        attempts = c.execute(
+            text("SELECT max(attempts), min(attempts) FROM job_items WHERE job_id = 'resume-me'")
+        ).one()
     assert tuple(job) == ("done", N_ITEMS, N_ITEMS, 0)
     assert tuple(attempts) == (1, 1)  # each item's result was recorded once
     rows = read_output(out)

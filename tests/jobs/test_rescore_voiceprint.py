@@ -49,10 +49,16 @@ def _populate(factory, blobs):  # type: ignore[no-untyped-def]
         ids["genuine"] = jobfakes.add_attempt(s, blobs, a, "u1", ids["vp1"], 300, threshold=THRESHOLD)
         ids["impostor"] = jobfakes.add_attempt(s, blobs, a, "u1", ids["vp1"], 320, threshold=THRESHOLD)
         ids["other"] = jobfakes.add_attempt(s, blobs, a, "u3", ids["vp3"], 2000, threshold=THRESHOLD)
-        ids["lost_audio"] = jobfakes.add_attempt(s, blobs, a, "u4", ids["vp4"], 1990, threshold=THRESHOLD,
-                                                 store_audio=False)
+        ids["lost_audio"] = jobfakes.add_attempt(
+            s, blobs, a, "u4", ids["vp4"], 1990, threshold=THRESHOLD, store_audio=False
+        )
     # What model a decided at the time (the scenario the assertions below rely on).
-    assert [ids[k][1] for k in ("genuine", "impostor", "other", "lost_audio")] == ["accept", "accept", "reject", "accept"]
+    assert [ids[k][1] for k in ("genuine", "impostor", "other", "lost_audio")] == [
+        "accept",
+        "accept",
+        "reject",
+        "accept",
+    ]
     return ids
 
 
@@ -65,8 +71,12 @@ def test_model_change_stages_new_voiceprints_and_reports_flips(vp_settings, db) 
 
     factory, blobs = db
     ids = _populate(factory, blobs)
-    job_id, created = create_job(factory, vp_settings, JobRequest(what=("voiceprint",), embedder="jobfakes:model_b"),
-                                 options=RunOptions(workers=1))
+    job_id, created = create_job(
+        factory,
+        vp_settings,
+        JobRequest(what=("voiceprint",), embedder="jobfakes:model_b"),
+        options=RunOptions(workers=1),
+    )
     assert created
     status = run_job(factory, vp_settings, job_id)
     assert status["status"] == "done", status
@@ -95,20 +105,39 @@ def test_model_change_stages_new_voiceprints_and_reports_flips(vp_settings, db) 
         n_emb = s.scalar(select(func.count()).select_from(Embedding).where(Embedding.model_id == "fake-b@1"))
         assert n_emb == (3 + 3 + 2 + 2) + 4  # one per utterance + one voiceprint vector each
         # Each attempt's row says what it would become; vectors are gone once the job is done.
-        impostor = s.scalar(select(JobItem).where(JobItem.job_id == job_id,
-                                                  JobItem.item_key == f"attempt:{ids['impostor'][0]}"))
+        impostor = s.scalar(
+            select(JobItem).where(
+                JobItem.job_id == job_id, JobItem.item_key == f"attempt:{ids['impostor'][0]}"
+            )
+        )
         assert impostor.result["old_decision"] == "accept" and impostor.result["new_decision"] == "reject"
         assert impostor.result["flipped"] is True
-        assert s.scalar(select(func.count()).select_from(JobItem)
-                        .where(JobItem.job_id == job_id, JobItem.payload.is_not(None))) == 0
+        assert (
+            s.scalar(
+                select(func.count())
+                .select_from(JobItem)
+                .where(JobItem.job_id == job_id, JobItem.payload.is_not(None))
+            )
+            == 0
+        )
 
     # A second job over the same voiceprints replaces the staged versions instead of adding more.
-    job2, _ = create_job(factory, vp_settings, JobRequest(what=("voiceprint",), embedder="jobfakes:model_b"),
-                         options=RunOptions(workers=0))
+    job2, _ = create_job(
+        factory,
+        vp_settings,
+        JobRequest(what=("voiceprint",), embedder="jobfakes:model_b"),
+        options=RunOptions(workers=0),
+    )
     assert run_job(factory, vp_settings, job2)["status"] == "done"
     with factory() as s:
-        assert s.scalar(select(func.count()).select_from(Voiceprint).where(Voiceprint.model_id == "fake-b@1")) == 4
-        assert s.scalar(select(func.count()).select_from(Embedding).where(Embedding.model_id == "fake-b@1")) == 14
+        assert (
+            s.scalar(select(func.count()).select_from(Voiceprint).where(Voiceprint.model_id == "fake-b@1"))
+            == 4
+        )
+        assert (
+            s.scalar(select(func.count()).select_from(Embedding).where(Embedding.model_id == "fake-b@1"))
+            == 14
+        )
 
     # Switch-over activates the staged versions and feeds the new model's search index.
     assert switch_over(factory, "fake-b@1", dry_run=True)["activated"] == 4
@@ -117,7 +146,10 @@ def test_model_change_stages_new_voiceprints_and_reports_flips(vp_settings, db) 
     with factory() as s:
         new = s.scalars(select(Voiceprint).where(Voiceprint.model_id == "fake-b@1")).all()
         assert all(v.active and v.status == "active" for v in new)
-        assert s.scalar(select(func.count()).select_from(IndexEvent).where(IndexEvent.model_id == "fake-b@1")) == 4
+        assert (
+            s.scalar(select(func.count()).select_from(IndexEvent).where(IndexEvent.model_id == "fake-b@1"))
+            == 4
+        )
         assert all(v.active for v in s.scalars(select(Voiceprint).where(Voiceprint.model_id == "fake-a@1")))
     assert switch_over(factory, "fake-b@1")["activated"] == 0  # nothing staged any more
 
@@ -130,16 +162,28 @@ def test_dry_run_writes_no_voiceprints(vp_settings, db) -> None:
     factory, blobs = db
     ids = _populate(factory, blobs)
     # With a cohort as small as 2, the other users' new voiceprints normalize each score (AS-norm).
-    settings = vp_settings.model_copy(update={"voiceprint": vp_settings.voiceprint.model_copy(update={"cohort_min_size": 2})})
-    job_id, _ = create_job(factory, settings, JobRequest(what=("voiceprint",), embedder="jobfakes:model_b",
-                                                        dry_run=True), options=RunOptions(workers=0))
+    settings = vp_settings.model_copy(
+        update={"voiceprint": vp_settings.voiceprint.model_copy(update={"cohort_min_size": 2})}
+    )
+    job_id, _ = create_job(
+        factory,
+        settings,
+        JobRequest(what=("voiceprint",), embedder="jobfakes:model_b", dry_run=True),
+        options=RunOptions(workers=0),
+    )
     status = run_job(factory, settings, job_id)
     decisions = status["summary"]["flips"]["voiceprint"]["decisions"]
     assert decisions["flipped"] == 1 and decisions["cohort_size"] == 3  # 4 users minus the claimant
     with factory() as s:
-        assert s.scalar(select(func.count()).select_from(Voiceprint).where(Voiceprint.model_id == "fake-b@1")) == 0
-        row = s.scalar(select(JobItem).where(JobItem.job_id == job_id,
-                                             JobItem.item_key == f"attempt:{ids['impostor'][0]}"))
+        assert (
+            s.scalar(select(func.count()).select_from(Voiceprint).where(Voiceprint.model_id == "fake-b@1"))
+            == 0
+        )
+        row = s.scalar(
+            select(JobItem).where(
+                JobItem.job_id == job_id, JobItem.item_key == f"attempt:{ids['impostor'][0]}"
+            )
+        )
     assert row.result["new_normalized_score"] is not None and row.result["new_method"] == "cosine"
 
 
@@ -149,15 +193,22 @@ def test_selection_by_model_and_user(vp_settings, db) -> None:
 
     factory, blobs = db
     ids = _populate(factory, blobs)
-    job_id, _ = create_job(factory, vp_settings, JobRequest(what=("voiceprint",), embedder="jobfakes:model_b",
-                                                           where=("model_id=fake-a@1", "user=u1")),
-                           options=RunOptions(workers=0))
+    job_id, _ = create_job(
+        factory,
+        vp_settings,
+        JobRequest(what=("voiceprint",), embedder="jobfakes:model_b", where=("model_id=fake-a@1", "user=u1")),
+        options=RunOptions(workers=0),
+    )
     with factory() as s:
         keys = s.scalars(select(JobItem.item_key).where(JobItem.job_id == job_id).order_by(JobItem.seq)).all()
     assert keys == [f"vp:{ids['vp1']}", f"attempt:{ids['genuine'][0]}", f"attempt:{ids['impostor'][0]}"]
     # Voiceprints already made with the target model are never selected.
-    same, _ = create_job(factory, vp_settings, JobRequest(what=("voiceprint",), embedder="jobfakes:model_a"),
-                         options=RunOptions(workers=0))
+    same, _ = create_job(
+        factory,
+        vp_settings,
+        JobRequest(what=("voiceprint",), embedder="jobfakes:model_a"),
+        options=RunOptions(workers=0),
+    )
     with factory() as s:
         assert s.scalar(select(func.count()).select_from(JobItem).where(JobItem.job_id == same)) == 0
 
@@ -176,8 +227,12 @@ def test_a_worker_killing_item_fails_alone(vp_settings, db) -> None:
         ok2 = jobfakes.add_voiceprint(s, blobs, a, "u3", [1000, 1000])
         ok3 = jobfakes.add_voiceprint(s, blobs, a, "u4", [2000, 2000])
     # 2 workers x 2 queued each: the poison shares the pool with every other item.
-    job_id, _ = create_job(factory, vp_settings, JobRequest(what=("voiceprint",), embedder="jobfakes:crashing_b"),
-                           options=RunOptions(workers=2))
+    job_id, _ = create_job(
+        factory,
+        vp_settings,
+        JobRequest(what=("voiceprint",), embedder="jobfakes:crashing_b"),
+        options=RunOptions(workers=2),
+    )
     status = run_job(factory, vp_settings, job_id)
     assert (status["status"], status["done"], status["failed"]) == ("done", 3, 1)
     assert status["errors"] == {"worker_crashed": 1}
@@ -203,7 +258,9 @@ def test_real_ecapa_reembedding_when_installed(vp_settings, db) -> None:
     from voiceprint.tables import Embedding, Voiceprint
 
     try:
-        model = load_embedder("ecapa", model_dir=str(vp_settings.resolved_model_dir), settings=vp_settings.voiceprint)
+        model = load_embedder(
+            "ecapa", model_dir=str(vp_settings.resolved_model_dir), settings=vp_settings.voiceprint
+        )
     except ModelUnavailable as exc:
         pytest.skip(f"ECAPA weights not installed ({exc.detail})")
     factory, blobs = db
@@ -211,8 +268,12 @@ def test_real_ecapa_reembedding_when_installed(vp_settings, db) -> None:
     with factory() as s, s.begin():
         for user, f in (("u1", 300), ("u2", 1000)):
             jobfakes.add_voiceprint(s, blobs, a, user, [f, f])
-    job_id, _ = create_job(factory, vp_settings, JobRequest(what=("voiceprint",), embedder="ecapa"),
-                           options=RunOptions(workers=0))
+    job_id, _ = create_job(
+        factory,
+        vp_settings,
+        JobRequest(what=("voiceprint",), embedder="ecapa"),
+        options=RunOptions(workers=0),
+    )
     status = run_job(factory, vp_settings, job_id)
     assert (status["status"], status["done"], status["failed"]) == ("done", 2, 0), status
     flips = status["summary"]["flips"]["voiceprint"]
