@@ -340,30 +340,10 @@ class Simulator:
         return user
 
     def packet(self, *, count: int = 10, duration_s: float | None = None) -> str:
-        from db.tables import Recording
-
         dur = duration_s or round(self.rng.uniform(*self.durations_s), 3)
         rec_id = self._id("rec")
         with unit_of_work(self.factory) as db:
-            db.add(
-                Recording(
-                    id=rec_id,
-                    user_id="sim",
-                    song_id=rec_id,
-                    kind="mix",
-                    sha256=f"{next(self._ids):064x}",
-                    size_bytes=1,
-                    filename=None,
-                    media_type="audio/wav",
-                    container="wav",
-                    codec="pcm_s16le",
-                    sample_rate=48000,
-                    channels=2,
-                    duration_s=dur,
-                    report={},
-                    report_version="sim",
-                )
-            )
+            db.add(placeholder_song(rec_id, duration_s=dur, sha256=f"{next(self._ids):064x}"))
             db.flush()
             p = create_packet(
                 db,
@@ -964,3 +944,27 @@ __all__ = [
     "Device",
     "Net",
 ]
+
+
+def placeholder_song(recording_id: str, *, duration_s: float, sha256: str) -> Any:
+    """A recordings row standing for a song of ``duration_s`` seconds, for simulations and tests
+    that exercise the claim path without uploading audio (the claim path reads only the duration)."""
+    from db.tables import Recording
+
+    return Recording(
+        id=recording_id,
+        user_id="sim",
+        song_id=recording_id,
+        kind="mix",
+        sha256=sha256,
+        size_bytes=1,
+        filename=None,
+        media_type="audio/wav",
+        container="wav",
+        codec="pcm_s16le",
+        sample_rate=48000,
+        channels=2,
+        duration_s=duration_s,
+        report={},
+        report_version="sim",
+    )

@@ -14,11 +14,11 @@ from claims.config import ClaimSettings
 from claims.evidence import Heartbeat
 from claims.packets import PacketRequest, create_packet
 from claims.sessions import OpenedSession, open_session, record_heartbeat
+from claims.simulator import placeholder_song
 from claims.stepup import StaticStepUp
 from claims.uow import unit_of_work
 from core.clock import VirtualClock
 from db.engine import make_engine, make_session_factory
-from db.tables import Recording
 
 #: 04:00 UTC = noon in Beijing (outside the minors' curfew).
 NOON_BEIJING = dt.datetime(2026, 2, 16, 4, 0, tzinfo=dt.UTC)
@@ -48,25 +48,7 @@ class World:
     def recording(self, duration_s: float = 30.0) -> str:
         rid = self.uid("rec")
         with unit_of_work(self.factory) as db:
-            db.add(
-                Recording(
-                    id=rid,
-                    user_id="u",
-                    song_id=rid,
-                    kind="mix",
-                    sha256=f"{next(self._n):064x}",
-                    size_bytes=1,
-                    filename=None,
-                    media_type="audio/wav",
-                    container="wav",
-                    codec="pcm_s16le",
-                    sample_rate=48000,
-                    channels=2,
-                    duration_s=duration_s,
-                    report={},
-                    report_version="t",
-                )
-            )
+            db.add(placeholder_song(rid, duration_s=duration_s, sha256=f"{next(self._n):064x}"))
         return rid
 
     def packet(
