@@ -4,13 +4,18 @@ Two paths: libsndfile (soundfile) for WAV/FLAC, which is faster and exact, and P
 compressed containers. Both read in blocks and count samples as they go, so a small file whose
 header claims hours, or a decompression bomb, is refused before it can allocate more than
 ``max_duration_s * sample_rate * channels * 4`` bytes. Nothing is preallocated from header values.
+
+:func:`open_stream` yields the decoded blocks one by one with the same checks (the recording
+checks consume a file that way and never hold it whole); :func:`decode_file` collects them.
 """
 
 from __future__ import annotations
 
 import ctypes
 import dataclasses
+import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +95,75 @@ class DecodedAudio:
         return self.samples.shape[1] / self.sample_rate
 
 
+class DecodeStream:
+    """A file being decoded: ``info`` from its headers (checked already), and on iteration its
+    samples as float32 ``(channels, m)`` blocks, C-contiguous, checked as they come (limits,
+    NaN) and at the end (empty, truncated, too short)."""
+
+    def __init__(self, info: AudioInfo, blocks: Iterator[np.ndarray], max_frames: int) -> None:
+        self.info = info
+        self.max_frames = max_frames  # samples per channel the limits allow
+        self._blocks = blocks
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self._blocks
+
+
+def open_stream(path: str | os.PathLike[str], *, limits: AudioLimits | None = None) -> DecodeStream:
+    """Open ``path`` for decoding block by block.
+
+    Raises
+    ------
+    UnsupportedFormat, CorruptAudio, TooLarge, TooManyChannels, InvalidSampleRate, EmptyAudio
+    (here, from the headers); TooLong, CorruptAudio, EmptyAudio, TooShort (while iterating)
+    """
+    limits = limits or AudioLimits()
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise EmptyAudio("the file is empty")
+    if size > limits.max_upload_bytes:
+        raise TooLarge(f"file is {size} bytes; the limit is {limits.max_upload_bytes}")
+    with path.open("rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+    container = sniff_container(head)
+    if container is None:
+        raise UnsupportedFormat("not a recognised audio file (wav, flac, ogg, opus, mp3, m4a)")
+    if container in ("wav", "flac"):
+        info, blocks, min_declared = _open_soundfile(path, container, limits)
+    else:
+        info, blocks, min_declared = _open_av(path, container, limits)
+    max_frames = int(limits.max_duration_s * info.sample_rate)
+    return DecodeStream(info, _checked(blocks, info, limits, min_declared), max_frames)
+
+
+def _checked(
+    blocks: Iterator[np.ndarray], info: AudioInfo, limits: AudioLimits, min_declared: float
+) -> Iterator[np.ndarray]:
+    """``blocks`` with the limits enforced; a file declaring more than ``min_declared`` seconds
+    must decode to most of them (WAV through libsndfile: its size was checked from the header)."""
+    max_frames = int(limits.max_duration_s * info.sample_rate)
+    n = 0
+    for block in blocks:
+        if block.shape[0] != info.channels:
+            raise CorruptAudio("channel count changes inside the stream")
+        n += block.shape[1]
+        if n > max_frames:
+            raise _too_long(limits)
+        if not np.isfinite(block).all():
+            raise CorruptAudio("the audio contains NaN or infinite samples")
+        yield block
+    if n == 0:
+        raise EmptyAudio("the file decodes to no samples")
+    declared = info.declared_duration_s
+    if declared and declared > min_declared and n < TRUNCATION_TOLERANCE * declared * info.sample_rate:
+        raise CorruptAudio(
+            f"the file is truncated: {n / info.sample_rate:.1f} s decoded of {declared:.1f} s declared"
+        )
+    if n / info.sample_rate < limits.min_duration_s:
+        raise TooShort(f"audio is shorter than {limits.min_duration_s} s")
+
+
 def decode_file(
     path: str | os.PathLike[str],
     *,
@@ -111,27 +185,12 @@ def decode_file(
     UnsupportedFormat, CorruptAudio, TooLong, TooLarge, TooManyChannels, InvalidSampleRate, EmptyAudio
     """
     limits = limits or AudioLimits()
-    path = Path(path)
-    size = path.stat().st_size
-    if size == 0:
-        raise EmptyAudio("the file is empty")
-    if size > limits.max_upload_bytes:
-        raise TooLarge(f"file is {size} bytes; the limit is {limits.max_upload_bytes}")
-    with path.open("rb") as fh:
-        head = fh.read(SNIFF_BYTES)
-    container = sniff_container(head)
-    if container is None:
-        raise UnsupportedFormat("not a recognised audio file (wav, flac, ogg, opus, mp3, m4a)")
-    if container in ("wav", "flac"):
-        samples, info = _decode_soundfile(path, container, limits)
-    else:
-        samples, info = _decode_av(path, container, limits)
-    if samples.shape[1] == 0:
-        raise EmptyAudio("the file decodes to no samples")
-    if not np.isfinite(samples).all():
-        raise CorruptAudio("the audio contains NaN or infinite samples")
-    if samples.shape[1] / info.sample_rate < limits.min_duration_s:
-        raise TooShort(f"audio is shorter than {limits.min_duration_s} s")
+    stream = open_stream(path, limits=limits)
+    info = stream.info
+    buf = _SampleBuffer(info.channels, _initial_capacity(info, int(limits.max_duration_s * info.sample_rate)))
+    for block in stream:
+        buf.append(block)
+    samples = buf.result()
     if mono:
         samples = to_mono(samples)
     rate = info.sample_rate
@@ -239,7 +298,9 @@ def _check_wav_claims(path: Path, info: AudioInfo, limits: AudioLimits) -> Audio
     return info
 
 
-def _decode_soundfile(path: Path, container: str, limits: AudioLimits) -> tuple[np.ndarray, AudioInfo]:
+def _open_soundfile(
+    path: Path, container: str, limits: AudioLimits
+) -> tuple[AudioInfo, Iterator[np.ndarray], float]:
     import soundfile as sf
 
     try:
@@ -247,38 +308,32 @@ def _decode_soundfile(path: Path, container: str, limits: AudioLimits) -> tuple[
     except sf.LibsndfileError as exc:
         # libsndfile rejects some valid-but-unusual WAVs (e.g. odd extensible layouts): try FFmpeg.
         try:
-            return _decode_av(path, container, limits)
+            return _open_av(path, container, limits)
         except UnsupportedFormat:
             raise CorruptAudio(f"unreadable {container} file: {exc}") from None
-    with f:
+    try:
         info = _soundfile_info(f, container)
         if info.codec not in ALLOWED_CODECS[container] and container == "wav":
             raise UnsupportedFormat(f"WAV encoding {f.subtype} is not supported")
         if container == "wav":
             info = _check_wav_claims(path, info, limits)
         _check_header(info, limits)
-        max_frames = int(limits.max_duration_s * info.sample_rate)
-        buf = _SampleBuffer(info.channels, _initial_capacity(info, max_frames))
-        try:
-            while True:
-                block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
-                if block.shape[0] == 0:
-                    break
-                if buf.size + block.shape[0] > max_frames:
-                    raise _too_long(limits)
-                buf.append(block.T)
-        except sf.LibsndfileError as exc:
-            raise CorruptAudio(f"decoding failed: {exc}") from None
-    if buf.size == 0:
-        raise EmptyAudio("the file decodes to no samples")
-    samples = buf.result()
-    if (
-        container == "flac"
-        and info.declared_duration_s
-        and samples.shape[1] < TRUNCATION_TOLERANCE * info.declared_duration_s * info.sample_rate
-    ):
-        raise CorruptAudio("the file is truncated: fewer samples than its header declares")
-    return samples, info
+    except BaseException:
+        f.close()
+        raise
+
+    def blocks() -> Iterator[np.ndarray]:
+        with f:
+            try:
+                while True:
+                    block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+                    if block.shape[0] == 0:
+                        return
+                    yield np.ascontiguousarray(block.T)
+            except sf.LibsndfileError as exc:
+                raise CorruptAudio(f"decoding failed: {exc}") from None
+
+    return info, blocks(), (0.0 if container == "flac" else math.inf)
 
 
 # --- FFmpeg path (ogg, opus, mp3, m4a) ---------------------------------------------------------
@@ -303,7 +358,9 @@ def _av_info(c: object, container: str) -> AudioInfo:
     return AudioInfo(container, codec, rate, channels, declared)
 
 
-def _decode_av(path: Path, container: str, limits: AudioLimits) -> tuple[np.ndarray, AudioInfo]:
+def _open_av(
+    path: Path, container: str, limits: AudioLimits
+) -> tuple[AudioInfo, Iterator[np.ndarray], float]:
     import av
 
     try:
@@ -312,48 +369,36 @@ def _decode_av(path: Path, container: str, limits: AudioLimits) -> tuple[np.ndar
         raise CorruptAudio(f"unreadable {container} file: {exc}") from None
     except av.FFmpegError as exc:
         raise CorruptAudio(f"unreadable {container} file: {exc}") from None
-    with c:
+    try:
         info = _av_info(c, container)
         if container != "wav" and info.codec not in ALLOWED_CODECS[container]:
             raise UnsupportedFormat(f"codec {info.codec} in {container} is not supported")
         _check_header(info, limits)
-        stream = c.streams.audio[0]
-        max_frames = int(limits.max_duration_s * info.sample_rate)
-        resampler = av.AudioResampler(format="fltp", layout=None, rate=None)
-        buf = _SampleBuffer(info.channels, _initial_capacity(info, max_frames))
-        errors = 0
-        try:
-            for packet in c.demux(stream):
-                try:
-                    frames = packet.decode()
-                except av.error.InvalidDataError:
-                    errors += 1
-                    if errors > 8:
-                        raise CorruptAudio("too many undecodable packets") from None
-                    continue
-                for frame in frames:
-                    for out in resampler.resample(frame):
-                        arr = out.to_ndarray()
-                        if arr.shape[0] != info.channels:
-                            raise CorruptAudio("channel count changes inside the stream")
-                        if buf.size + arr.shape[1] > max_frames:
-                            raise _too_long(limits)
-                        buf.append(arr)
-        except av.FFmpegError as exc:
-            raise CorruptAudio(f"decoding failed: {exc}") from None
-    if buf.size == 0:
-        raise EmptyAudio("the file decodes to no samples")
-    samples = buf.result()
-    if (
-        info.declared_duration_s
-        and info.declared_duration_s > 1.0
-        and samples.shape[1] < TRUNCATION_TOLERANCE * info.declared_duration_s * info.sample_rate
-    ):
-        raise CorruptAudio(
-            "the file is truncated: "
-            f"{samples.shape[1] / info.sample_rate:.1f} s decoded of {info.declared_duration_s:.1f} s declared"
-        )
-    return samples, info
+    except BaseException:
+        c.close()
+        raise
+
+    def blocks() -> Iterator[np.ndarray]:
+        with c:
+            stream = c.streams.audio[0]
+            resampler = av.AudioResampler(format="fltp", layout=None, rate=None)
+            errors = 0
+            try:
+                for packet in c.demux(stream):
+                    try:
+                        frames = packet.decode()
+                    except av.error.InvalidDataError:
+                        errors += 1
+                        if errors > 8:
+                            raise CorruptAudio("too many undecodable packets") from None
+                        continue
+                    for frame in frames:
+                        for out in resampler.resample(frame):
+                            yield out.to_ndarray()
+            except av.FFmpegError as exc:
+                raise CorruptAudio(f"decoding failed: {exc}") from None
+
+    return info, blocks(), 1.0
 
 
 class _SampleBuffer:

@@ -243,8 +243,8 @@ def rss_child(kind: str, arg: str) -> dict[str, float]:
     of this (large) parent, which Linux carries across fork + exec.
     """
     code = f"""
-import json, numpy as np
-from audio.checks import run_checks
+import json, sys, numpy as np
+from audio.checks import check_file, run_checks
 from audio.decode import decode_file
 def mb():
     for line in open("/proc/self/status"):
@@ -252,6 +252,11 @@ def mb():
             return int(line.split()[1]) / 1024
 run_checks(np.zeros((2, 44100 * 5), np.float32), sr=44100)  # load kernels
 base = mb()
+if {kind!r}.startswith("stream"):
+    report, _ = check_file({arg!r}, kind="vocal" if {kind!r} == "stream-vocal" else "mix")
+    print(json.dumps({{"imports_mb": base, "after_load_mb": base, "peak_mb": mb(), "input_mb": 0.0,
+                      "scipy_signal": "scipy.signal" in sys.modules, "torch": "torch" in sys.modules}}))
+    raise SystemExit
 if {kind!r} == "npy":
     y, sr = np.load({arg!r}), 44100
 else:
@@ -270,14 +275,14 @@ def main_benchmark(args: argparse.Namespace) -> None:
 
 
 def _benchmark(args: argparse.Namespace, tmp: Path) -> None:
-    from audio.checks import report_value, run_checks
+    from audio.checks import check_file, report_value, run_checks
     from audio.decode import decode_file
 
     sr = 44100
     print(f"synthesising {args.seconds:.0f} s test song ...", flush=True)
     song = synth_song(args.seconds, sr=sr)
     aac = encode_aac(song, sr, tmp / "song.m4a")
-    decoded, dec_cpu, dec_wall = timed(decode_file, aac)
+    decoded, dec_cpu, dec_wall = timed(decode_file, aac, repeat=args.repeat)
     y = decoded.samples
     print(
         f"file: {aac.name} {aac.stat().st_size / 1e6:.1f} MB, decoded {y.shape} {y.dtype}; decode {dec_cpu:.3f} s CPU"
@@ -286,6 +291,7 @@ def _benchmark(args: argparse.Namespace, tmp: Path) -> None:
     run_checks(y[:, : sr * 5], sr=sr)  # warm-up: numba kernels
     report, ours_cpu, ours_wall = timed(lambda a: run_checks(a, sr=sr), y, repeat=args.repeat)
     _, vocal_cpu, vocal_wall = timed(lambda a: run_checks(a, sr=sr, kind="vocal"), y, repeat=args.repeat)
+    _, stream_cpu, stream_wall = timed(lambda p: check_file(p), aac, repeat=args.repeat)
     peer, lib_cpu, lib_wall = timed(peer_librosa, y, sr, repeat=args.peer_repeat)
     ff_runs = [peer_ffmpeg(aac) for _ in range(args.peer_repeat)]
     ff_wall = statistics.median(r[0] for r in ff_runs)
@@ -298,6 +304,10 @@ def _benchmark(args: argparse.Namespace, tmp: Path) -> None:
     print(f"| ours: run_checks (decoded array) | {ours_cpu:.3f} | {ours_wall:.3f} | - |")
     print(f"| ours: decode_file + run_checks | {dec_cpu + ours_cpu:.3f} | {dec_wall + ours_wall:.3f} | - |")
     print(f"| ours: run_checks kind=vocal (+ spectral VAD) | {vocal_cpu:.3f} | {vocal_wall:.3f} | - |")
+    print(
+        f"| ours: check_file (decode and check block by block) | {stream_cpu:.3f} | {stream_wall:.3f} | "
+        f"{stream_cpu - dec_cpu:.3f} s beyond decode_file alone |"
+    )
     print(
         f"| (a) librosa + pyloudnorm (decoded array) | {lib_cpu:.3f} | {lib_wall:.3f} | {lib_cpu / ours_cpu:.1f}x |"
     )
@@ -340,8 +350,15 @@ def _benchmark(args: argparse.Namespace, tmp: Path) -> None:
         np.save(npy, long)
         aac10 = encode_aac(long, sr, tmp / "long.m4a")
         del long
+        flac10 = tmp / "long.flac"
+        import soundfile as sf
+
+        sf.write(flac10, np.load(npy).T, sr, subtype="PCM_16")
         for kind, arg, label in (
-            ("npy", str(npy), "array loaded from .npy"),
+            ("stream", str(aac10), "check_file(AAC): decoded and checked block by block"),
+            ("stream-vocal", str(aac10), "check_file(AAC, kind=vocal)"),
+            ("stream", str(flac10), "check_file(FLAC 16-bit)"),
+            ("npy", str(npy), "array loaded from .npy, then run_checks"),
             ("file", str(aac10), "decode_file(AAC) + run_checks"),
         ):
             r = rss_child(kind, arg)

@@ -48,9 +48,10 @@ def check(
     ] = False,
     kind: Annotated[str, typer.Option(help="mix or vocal")] = "mix",
 ) -> None:
-    """Decode each file and print its recording check report. Exit code 1 if any file fails."""
-    from audio.checks import format_table, run_checks
-    from audio.decode import decode_file
+    """Decode each file and print its recording check report. Exit code 1 if any file fails.
+
+    Files are checked as they are decoded, block by block: memory does not grow with duration."""
+    from audio.checks import check_file, format_table
     from core.errors import SonggateError
     from core.settings import get_settings
 
@@ -63,14 +64,13 @@ def check(
         try:
             if not path.is_file():
                 raise FileNotFoundError(f"no such file: {path}")
-            decoded = decode_file(path, limits=settings.limits)
-            report = run_checks(decoded.samples, sr=decoded.sample_rate, kind=kind, settings=settings.checks)
+            report, info = check_file(path, kind=kind, settings=settings.checks, limits=settings.limits)
             results.append({"file": str(path), **report})
             failed |= report.get("verdict") == "fail"
             if not as_json:
                 typer.echo(
-                    f"== {path} ({decoded.info.container}/{decoded.info.codec}, "
-                    f"{decoded.sample_rate} Hz, {decoded.channels} ch, {decoded.duration_s:.2f} s)"
+                    f"== {path} ({info.container}/{info.codec}, "
+                    f"{info.sample_rate} Hz, {info.channels} ch, {report['duration_s']:.2f} s)"
                 )
                 typer.echo(format_table(report))
         except (SonggateError, FileNotFoundError) as exc:

@@ -33,13 +33,13 @@ def _njit(*, fastmath: bool = False) -> Callable[[Callable[..., Any]], Any]:
 
 
 # state slots (int64) carried between calls
-ZERO_START = 0  # start of the open digital-zero run, -1 when none
-CLIP_START = 1  # start of the open full-scale run, -1 when none
-N_ZERO = 2  # zero runs recorded so far (may exceed capacity: then only counted)
-N_CLIP = 3
-DEC_COUNT = 4  # samples in the current decimation bucket
-DEC_INDEX = 5  # next output index of the decimated mono
-STATE_SIZE = 6
+ZERO_START = 0  # absolute start of the open digital-zero run, -1 when none
+N_ZERO = 1  # zero runs recorded so far (may exceed capacity: then only counted)
+DEC_COUNT = 2  # samples in the current decimation bucket
+DEC_INDEX = 3  # next output index into this call's ``dec`` (reset by the caller per call)
+STATE_SIZE = 4
+# float state (float64) carried between calls: K-weighting biquad states, decimation accumulator
+FSTATE_SIZE = 9  # p11 p12 p21 p22 (left / mono), q11 q12 q21 q22 (right), dacc
 
 
 @_njit()
@@ -55,9 +55,6 @@ def scan_stereo(
     xr,
     bounds,
     sos,
-    clip_hi,
-    clip_lo,
-    min_clip,
     min_zero,
     dec_factor,
     kpow,
@@ -66,8 +63,9 @@ def scan_stereo(
     fmin,
     sums,
     state,
+    fstate,
+    offset,
     zero_runs,
-    clip_runs,
     dec,
 ):  # pragma: no cover - compiled
     """One pass over a stereo signal.
@@ -77,28 +75,29 @@ def scan_stereo(
     xl, xr : float32 [shape=(n,)] left and right channel
     bounds : int64 [shape=(F+1,)] frame boundaries in samples (first 0, last n)
     sos : float64 [shape=(2, 6)] K-weighting biquads (b0 b1 b2 a0 a1 a2, a0 == 1)
-    clip_hi, clip_lo : a sample >= clip_hi or <= clip_lo is "at full scale" (inf/-inf: off)
-    min_clip : shortest full-scale run recorded, samples
     min_zero : shortest digital-zero run recorded, samples
     dec_factor : boxcar decimation factor for the mono hum signal (0: none)
     kpow, rpow : float64 [shape=(2, F)] out: sum of squared K-weighted / raw samples per frame
     fmax, fmin : float32 [shape=(2, F)] out: extrema per frame
-    sums : float64 [shape=(4,)] out: sum L, sum R, sum (L-R)^2, unused
-    state : int64 [shape=(STATE_SIZE,)]
-    zero_runs, clip_runs : int64 [shape=(cap, 2)] out: (start, length) of runs
-    dec : float32 [shape=(n // dec_factor,)] out: boxcar mean of (L+R)/2
+    sums : float64 [shape=(4,)] in/out: sum L, sum R, sum (L-R)^2 are added to, unused
+    state : int64 [shape=(STATE_SIZE,)] in/out, carried between calls
+    fstate : float64 [shape=(FSTATE_SIZE,)] in/out, carried between calls
+    offset : absolute index of ``xl[0]`` (runs are recorded in absolute samples)
+    zero_runs : int64 [shape=(cap, 2)] out: (start, length) of digital-zero runs
+    dec : float32 [shape=((n + DEC_COUNT) // dec_factor,)] out: boxcar mean of (L+R)/2
+
+    Called block by block with the states carried over, the result is that of one call on the
+    concatenated signal (blocks end on frame boundaries).
     """
     b10, b11, b12, a11, a12 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
     b20, b21, b22, a21, a22 = sos[1, 0], sos[1, 1], sos[1, 2], sos[1, 4], sos[1, 5]
-    p11 = p12 = p21 = p22 = 0.0
-    q11 = q12 = q21 = q22 = 0.0
+    p11, p12, p21, p22 = fstate[0], fstate[1], fstate[2], fstate[3]
+    q11, q12, q21, q22 = fstate[4], fstate[5], fstate[6], fstate[7]
+    dacc = fstate[8]
     zs = state[ZERO_START]
-    cs = state[CLIP_START]
     nz = state[N_ZERO]
-    nc = state[N_CLIP]
     dcount = state[DEC_COUNT]
     didx = state[DEC_INDEX]
-    dacc = 0.0
     suml = 0.0
     sumr = 0.0
     side = 0.0
@@ -143,20 +142,12 @@ def scan_stereo(
             mnr = min(mnr, b)
             if a == 0.0 and b == 0.0:
                 if zs < 0:
-                    zs = i
+                    zs = offset + i
             elif zs >= 0:
-                if i - zs >= min_zero:
-                    _record(zero_runs, nz, zs, i - zs)
+                if offset + i - zs >= min_zero:
+                    _record(zero_runs, nz, zs, offset + i - zs)
                     nz += 1
                 zs = -1
-            if a >= clip_hi or a <= clip_lo or b >= clip_hi or b <= clip_lo:
-                if cs < 0:
-                    cs = i
-            elif cs >= 0:
-                if i - cs >= min_clip:
-                    _record(clip_runs, nc, cs, i - cs)
-                    nc += 1
-                cs = -1
             if dec_factor > 0:
                 dacc += v + w
                 dcount += 1
@@ -174,13 +165,14 @@ def scan_stereo(
         fmin[0, f] = mnl
         fmax[1, f] = mxr
         fmin[1, f] = mnr
-    sums[0] = suml
-    sums[1] = sumr
-    sums[2] = side
+    sums[0] += suml
+    sums[1] += sumr
+    sums[2] += side
+    fstate[0], fstate[1], fstate[2], fstate[3] = p11, p12, p21, p22
+    fstate[4], fstate[5], fstate[6], fstate[7] = q11, q12, q21, q22
+    fstate[8] = dacc
     state[ZERO_START] = zs
-    state[CLIP_START] = cs
     state[N_ZERO] = nz
-    state[N_CLIP] = nc
     state[DEC_COUNT] = dcount
     state[DEC_INDEX] = didx
 
@@ -190,9 +182,6 @@ def scan_mono(
     x,
     bounds,
     sos,
-    clip_hi,
-    clip_lo,
-    min_clip,
     min_zero,
     dec_factor,
     kpow,
@@ -201,26 +190,25 @@ def scan_mono(
     fmin,
     sums,
     state,
+    fstate,
+    offset,
     zero_runs,
-    clip_runs,
     dec,
 ):  # pragma: no cover - compiled
     """One pass over one channel; same outputs as :func:`scan_stereo` with one row.
 
-    With ``min_zero <= 0`` and infinite clip levels no runs are tracked (used per channel for >2
-    channels, where runs are found per channel and merged instead).
+    With ``min_zero <= 0`` no runs are tracked (used per channel for >2 channels, where runs are
+    found on an envelope instead).
     """
     b10, b11, b12, a11, a12 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
     b20, b21, b22, a21, a22 = sos[1, 0], sos[1, 1], sos[1, 2], sos[1, 4], sos[1, 5]
-    p11 = p12 = p21 = p22 = 0.0
+    p11, p12, p21, p22 = fstate[0], fstate[1], fstate[2], fstate[3]
+    dacc = fstate[8]
     zs = state[ZERO_START]
-    cs = state[CLIP_START]
     nz = state[N_ZERO]
-    nc = state[N_CLIP]
     dcount = state[DEC_COUNT]
     didx = state[DEC_INDEX]
     track_zero = min_zero > 0
-    dacc = 0.0
     total = 0.0
     for f in range(bounds.shape[0] - 1):
         k = 0.0
@@ -244,20 +232,12 @@ def scan_mono(
             if track_zero:
                 if a == 0.0:
                     if zs < 0:
-                        zs = i
+                        zs = offset + i
                 elif zs >= 0:
-                    if i - zs >= min_zero:
-                        _record(zero_runs, nz, zs, i - zs)
+                    if offset + i - zs >= min_zero:
+                        _record(zero_runs, nz, zs, offset + i - zs)
                         nz += 1
                     zs = -1
-            if a >= clip_hi or a <= clip_lo:
-                if cs < 0:
-                    cs = i
-            elif cs >= 0:
-                if i - cs >= min_clip:
-                    _record(clip_runs, nc, cs, i - cs)
-                    nc += 1
-                cs = -1
             if dec_factor > 0:
                 dacc += v
                 dcount += 1
@@ -271,13 +251,65 @@ def scan_mono(
         rpow[0, f] = r
         fmax[0, f] = mx
         fmin[0, f] = mn
-    sums[0] = total
+    sums[0] += total
+    fstate[0], fstate[1], fstate[2], fstate[3] = p11, p12, p21, p22
+    fstate[8] = dacc
     state[ZERO_START] = zs
-    state[CLIP_START] = cs
     state[N_ZERO] = nz
-    state[N_CLIP] = nc
     state[DEC_COUNT] = dcount
     state[DEC_INDEX] = didx
+
+
+@_njit()
+def clip_runs(x, bounds, fmax, fmin, hi, lo, offset, state, rows):  # pragma: no cover - compiled
+    """Runs where some channel is >= ``hi`` or <= ``lo``, one call per block.
+
+    Frames whose extrema (from the scan) stay inside the levels are skipped without reading
+    their samples, so ordinary audio costs next to nothing here.
+
+    Parameters
+    ----------
+    x : float32 [shape=(C, m)]
+    bounds : int64 [shape=(f+1,)] frame boundaries relative to the block (0 ... m)
+    fmax, fmin : float32 [shape=(C, f)] per-frame extrema
+    hi, lo : levels (inf / -inf: that side off)
+    offset : absolute index of ``x[:, 0]``
+    state : int64 [shape=(2,)] in/out: absolute start of the run open at the block end (-1: none),
+        rows written by this call
+    rows : int64 [shape=(m // 2 + 2, 2)] out: (start, length) of runs closed in this block
+    """
+    c = x.shape[0]
+    start = state[0]
+    k = 0
+    for f in range(bounds.shape[0] - 1):
+        inside = True
+        for ch in range(c):
+            if fmax[ch, f] >= hi or fmin[ch, f] <= lo:
+                inside = False
+        if inside:
+            if start >= 0:
+                rows[k, 0] = start
+                rows[k, 1] = offset + bounds[f] - start
+                k += 1
+                start = -1
+            continue
+        for i in range(bounds[f], bounds[f + 1]):
+            hit = False
+            for ch in range(c):
+                v = x[ch, i]
+                if v >= hi or v <= lo:
+                    hit = True
+                    break
+            if hit:
+                if start < 0:
+                    start = offset + i
+            elif start >= 0:
+                rows[k, 0] = start
+                rows[k, 1] = offset + i - start
+                k += 1
+                start = -1
+    state[0] = start
+    state[1] = k
 
 
 INTERP_BLOCK = 4096

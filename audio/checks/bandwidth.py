@@ -27,8 +27,6 @@ import numpy as np
 import scipy.fft
 import scipy.ndimage
 
-from audio.checks.scan import FrameStats
-
 MAX_FRAMES = 96
 MIN_FRAMES = 4
 SEARCH_FROM_HZ = 2500.0
@@ -48,32 +46,80 @@ def fft_size(sr: int) -> int:
     return 2 ** int(round(math.log2(sr * 0.0929)))
 
 
-def long_term_spectrum(
-    y: np.ndarray, stats: FrameStats, levels: np.ndarray, *, silence_dbfs: float
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Mean power spectrum over up to MAX_FRAMES non-silent frames.
+class SpectrumSampler:
+    """Analysis frames spread evenly over the non-silent part, collected block by block.
+
+    A frame is ``nfft`` samples from the start of a non-silent 10 ms frame. Every ``stride``-th
+    such start is kept; when more than ``2 x MAX_FRAMES`` are held the stride doubles and every
+    other one is dropped, so the kept frames stay evenly spread without knowing the length in
+    advance, and at most ``2 x MAX_FRAMES`` frames (~6 MB for stereo 44.1 kHz) are ever held.
+    """
+
+    def __init__(self, *, sr: int, channels: int, silence_dbfs: float) -> None:
+        self.sr, self.nfft, self.silence_dbfs = sr, fft_size(sr), silence_dbfs
+        self._stride = 1
+        self._seen = 0  # non-silent starts so far
+        self._kept: list[tuple[int, np.ndarray]] = []  # (index among non-silent starts, frame)
+        self._pending: list[tuple[int, int]] = []  # (index, absolute start) awaiting samples
+        self._tail = np.zeros((channels, 0), np.float32)  # last nfft - 1 samples fed
+
+    def feed(self, x: np.ndarray, offset: int, frame_starts: np.ndarray, levels: np.ndarray) -> None:
+        """x: float32 [shape=(C, m)] at absolute ``offset``; its 10 ms frames' starts (relative)
+        and RMS levels in dBFS."""
+        starts = frame_starts[levels >= self.silence_dbfs] + offset
+        index = np.arange(self._seen, self._seen + starts.size)
+        self._seen += starts.size
+        take = index % self._stride == 0
+        self._pending += list(zip(index[take].tolist(), starts[take].tolist(), strict=True))
+        while len(self._kept) + len(self._pending) > 2 * MAX_FRAMES:
+            self._stride *= 2
+            self._kept = [kf for kf in self._kept if kf[0] % self._stride == 0]
+            self._pending = [ks for ks in self._pending if ks[0] % self._stride == 0]
+        end = offset + x.shape[1]
+        tail_start = offset - self._tail.shape[1]
+        waiting = []
+        for k, a in self._pending:
+            if a + self.nfft > end:
+                waiting.append((k, a))
+            elif a >= offset:
+                self._kept.append((k, x[:, a - offset : a - offset + self.nfft].copy()))
+            else:
+                head = self._tail[:, a - tail_start :]
+                self._kept.append((k, np.concatenate([head, x[:, : self.nfft - head.shape[1]]], axis=1)))
+        self._pending = waiting
+        keep = self.nfft - 1
+        if x.shape[1] >= keep:
+            self._tail = x[:, x.shape[1] - keep :].copy()
+        else:
+            self._tail = np.concatenate([self._tail, x], axis=1)[:, -keep:]
+
+    def frames(self) -> np.ndarray | None:
+        """Up to MAX_FRAMES kept frames, float32 [shape=(k, C, nfft)]; None when fewer than
+        MIN_FRAMES complete ones exist (frames running past the end are dropped)."""
+        if len(self._kept) < MIN_FRAMES:
+            return None
+        pick = np.unique(
+            np.linspace(0, len(self._kept) - 1, min(MAX_FRAMES, len(self._kept))).round().astype(int)
+        )
+        return np.stack([self._kept[i][1] for i in pick])
+
+
+def long_term_spectrum(frames: np.ndarray | None, *, sr: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Mean power spectrum of analysis frames (:meth:`SpectrumSampler.frames`).
 
     Returns
     -------
     freqs : float64 [shape=(nfft // 2 + 1,)] Hz
     power_db : float64, same shape, dB (arbitrary reference)
-    or None when fewer than MIN_FRAMES frames fit.
+    or None when there are no frames or they are all digital silence.
     """
-    sr, n = stats.sr, stats.n
-    nfft = fft_size(sr)
-    if n < nfft:
+    if frames is None:
         return None
-    starts = stats.bounds[:-1][levels >= silence_dbfs]
-    starts = starts[starts + nfft <= n]
-    if starts.size < MIN_FRAMES:
-        return None
-    pick = np.unique(np.linspace(0, starts.size - 1, min(MAX_FRAMES, starts.size)).round().astype(int))
-    starts = starts[pick]
+    nfft = frames.shape[2]
     window = np.hanning(nfft).astype(np.float32)
     power = np.zeros(nfft // 2 + 1)
-    for ch in range(y.shape[0]):
-        frames = y[ch][starts[:, None] + np.arange(nfft)] * window
-        spec = scipy.fft.rfft(frames, axis=1)
+    for ch in range(frames.shape[1]):
+        spec = scipy.fft.rfft(frames[:, ch] * window, axis=1)
         power += (spec.real.astype(np.float64) ** 2 + spec.imag.astype(np.float64) ** 2).mean(axis=0)
     top = power.max()
     if top <= 0.0:
@@ -129,21 +175,22 @@ def find_cliff(
 
 
 def bandwidth_stats(
-    y: np.ndarray,
-    stats: FrameStats,
+    frames: np.ndarray | None,
     levels: np.ndarray,
     *,
+    sr: int,
     silence_dbfs: float,
     width_hz: float,
     min_drop_db: float,
 ) -> BandwidthStats:
-    """Find the cliff of ``y`` (validated, (C, n) float32)."""
-    nyq = stats.sr / 2.0
-    spec = long_term_spectrum(y, stats, levels, silence_dbfs=silence_dbfs)
+    """Find the cliff in the long-term spectrum of ``frames`` (:meth:`SpectrumSampler.frames`);
+    ``levels`` are every 10 ms frame's RMS level (to tell "silent" from "too short")."""
+    nyq = sr / 2.0
+    spec = long_term_spectrum(frames, sr=sr)
     if spec is None:
         silent = bool((levels < silence_dbfs).all())
         return BandwidthStats(None, None, nyq, "silent" if silent else "too_short")
-    found = find_cliff(spec[0], spec[1], sr=stats.sr, width_hz=width_hz, min_drop_db=min_drop_db)
+    found = find_cliff(spec[0], spec[1], sr=sr, width_hz=width_hz, min_drop_db=min_drop_db)
     if found is None:
         return BandwidthStats(None, None, nyq, None)
     return BandwidthStats(found[0], found[1], nyq, None)

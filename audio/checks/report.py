@@ -1,12 +1,16 @@
 """The recording report: every check on one signal, graded against :class:`CheckSettings`.
 
-``run_checks`` does one fused pass over the samples (:mod:`audio.checks.scan`) and derives every
-check from its per-frame statistics; only the true peak (branch and bound), the bandwidth
-spectrum (<= 96 frames) and, for vocals, the VAD touch the samples again.
+:class:`CheckStream` takes the signal block by block (as a file is decoded) and keeps only
+bounded state: the fused per-frame pass (:mod:`audio.checks.scan`), the full-scale run tracker,
+the true-peak search, <= 192 analysis frames for the bandwidth spectrum, the decimated mono for
+hum and, for vocals, the 8 kHz mono for the VAD. Every check is then derived from that state, so a
+10-minute file never exists in memory at once. ``run_checks`` feeds a whole array the same way.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -17,12 +21,14 @@ from audio.checks.config import CheckSettings, KindThresholds
 from audio.checks.dc import dc_offsets
 from audio.checks.loudness import REASON_SILENT, LoudnessStats, loudness_from_stats
 from audio.checks.model import Check, Verdict, above, at_least, below, rnd, worst
-from audio.checks.scan import FrameStats, scan
-from audio.checks.vad import speech_duration, speech_segments
-from audio.checks.validate import as_signal_with_extremes
+from audio.checks.scan import FrameStats, Scanner, last_boundary
+from audio.checks.vad import VadFeed, speech_duration
+from audio.checks.validate import MAX_CHANNELS, as_array, check_rate
+from audio.errors import EmptyAudio, InvalidSignal
 from core.errors import InvalidRequest
 
 KINDS = ("mix", "vocal")
+CHUNK = 1 << 17  # samples per channel per pass (~3 s at 44.1 kHz): bounds the per-block temporaries
 
 _NULL_WHY = {
     REASON_SILENT: "the signal is silent",
@@ -30,10 +36,151 @@ _NULL_WHY = {
 }
 
 
+class CheckStream:
+    """Check a recording fed block by block.
+
+    Parameters
+    ----------
+    sr : sample rate, Hz
+    channels : channel count
+    kind : "mix" (a full song) or "vocal" (a solo voice take; adds ``vocal.*``)
+    settings : thresholds; defaults to ``CheckSettings()``
+    expected : samples per channel expected (a header's claim; 0: unknown); only sizes buffers
+
+    Raises
+    ------
+    InvalidSampleRate, InvalidSignal (channel count), InvalidRequest (unknown kind)
+    """
+
+    def __init__(
+        self,
+        *,
+        sr: int,
+        channels: int,
+        kind: str = "mix",
+        settings: CheckSettings | None = None,
+        expected: int = 0,
+    ) -> None:
+        if kind not in KINDS:
+            raise InvalidRequest(f"kind must be one of {KINDS}, got {kind!r}")
+        if not 1 <= channels <= MAX_CHANNELS:
+            raise InvalidSignal(f"expected 1 to {MAX_CHANNELS} channels, got {channels}")
+        self.sr, self.channels, self.kind = check_rate(sr), channels, kind
+        self.settings = settings or CheckSettings()
+        s = self.settings
+        self._scanner = Scanner(
+            sr=self.sr,
+            channels=channels,
+            min_zero=max(1, int(round(s.dropout_min_zero_ms * self.sr / 1000.0))),
+            hum=True,
+            expected=expected,
+        )
+        self._clips = clipping.ClipTracker(s)
+        self._true_peak = truepeak.TruePeakTracker(channels)
+        self._spectrum = bw.SpectrumSampler(
+            sr=self.sr, channels=channels, silence_dbfs=s.silence_threshold_dbfs
+        )
+        self._vad = VadFeed(sr=self.sr, backend=s.vad_backend, expected=expected) if kind == "vocal" else None
+        self._pending: list[np.ndarray] = []
+        self._pending_n = 0
+
+    def feed(self, block: np.ndarray) -> None:
+        """Add samples: float32 [shape=(channels, m)], full scale 1.0.
+
+        Raises
+        ------
+        InvalidSignal : wrong dtype or shape, NaN or infinite samples
+        """
+        if not isinstance(block, np.ndarray) or block.dtype != np.float32:
+            raise InvalidSignal(
+                f"expected float32 samples, got {getattr(block, 'dtype', type(block).__name__)}"
+            )
+        if block.ndim != 2 or block.shape[0] != self.channels:
+            raise InvalidSignal(f"expected shape ({self.channels}, m), got {block.shape}")
+        if block.shape[1] == 0:
+            return
+        self._pending.append(block)
+        self._pending_n += block.shape[1]
+        if self._pending_n >= CHUNK:
+            self._drain(last=False)
+
+    def finish(self) -> dict[str, Any]:
+        """The report (see :func:`run_checks`); call once, after the last block.
+
+        Raises
+        ------
+        EmptyAudio : nothing was fed
+        """
+        self._drain(last=True)
+        n, sr = self._scanner.n, self.sr
+        if n == 0:
+            raise EmptyAudio("the signal has no samples")
+        stats = self._scanner.result()
+        settings, t = self.settings, self.settings.for_kind(self.kind)
+        levels = silence.frame_levels(stats)
+        peak = max(self._clips.hi, -self._clips.lo)
+
+        checks: list[Check] = []
+        checks += _format_checks(stats, t, settings)
+        checks += _loudness_checks(loudness_from_stats(stats), t, settings)
+        checks += _peak_checks(self._true_peak.best, peak, settings)
+        checks += _clipping_checks(self._clips.result(n), sr, settings)
+        checks += _silence_checks(stats, levels, t, settings)
+        checks += _dc_checks(stats, settings)
+        checks += _noise_checks(stats, t, settings)
+        checks += _bandwidth_checks(self._spectrum.frames(), stats, levels, settings)
+        checks += _hum_checks(stats, settings)
+        if self._vad is not None:
+            checks += _vocal_checks(self._vad.segments(), n / sr, t, settings)
+
+        return {
+            "verdict": worst([c.verdict for c in checks]),
+            "settings_version": settings.version,
+            "kind": self.kind,
+            "duration_s": round(n / sr, 3),
+            "sample_rate": sr,
+            "channels": self.channels,
+            "checks": [c.to_dict() for c in checks],
+        }
+
+    def _drain(self, *, last: bool) -> None:
+        """Run the passes over pending samples in chunks that end on the 10 ms frame grid."""
+        if not self._pending:
+            return
+        data = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending, axis=1)
+        self._pending, self._pending_n = [], 0
+        pos, total = 0, data.shape[1]
+        while pos < total:
+            offset = self._scanner.n
+            want = min(total - pos, CHUNK)
+            if pos + want == total and last:
+                m = want
+            else:
+                m = last_boundary(offset + want, self.sr) - offset
+                if m <= 0:  # less than one frame left: keep it for the next block
+                    break
+            self._process(data[:, pos : pos + m], last=last and pos + m == total)
+            pos += m
+        if pos < total:
+            self._pending, self._pending_n = [data[:, pos:]], total - pos
+
+    def _process(self, x: np.ndarray, *, last: bool) -> None:
+        offset = self._scanner.n
+        block = self._scanner.feed(x, last=last)
+        if not block.finite:
+            raise InvalidSignal("the signal contains NaN or infinite samples")
+        self._clips.feed(x, offset, (block.bounds, block.fmax, block.fmin))
+        self._true_peak.feed(x, offset, block.bounds, block.peak)
+        levels = silence.levels_of(block.rpow, np.diff(block.bounds))
+        self._spectrum.feed(x, offset, block.bounds[:-1], levels)
+        if self._vad is not None:
+            self._vad.feed(x)
+
+
 def run_checks(
     y: np.ndarray, *, sr: int, kind: str = "mix", settings: CheckSettings | None = None
 ) -> dict[str, Any]:
-    """Check a recording.
+    """Check a recording held in memory.
 
     Parameters
     ----------
@@ -55,45 +202,56 @@ def run_checks(
     """
     if kind not in KINDS:
         raise InvalidRequest(f"kind must be one of {KINDS}, got {kind!r}")
-    settings = settings or CheckSettings()
-    y, sr, hi, lo = as_signal_with_extremes(y, sr=sr)
-    t = settings.for_kind(kind)
-    channels, n = y.shape
-    peak = max(hi, -lo)
-    clip_hi, clip_lo = clipping.clip_levels(hi, lo, settings)
-    stats = scan(
-        y,
-        sr=sr,
-        clip_hi=clip_hi,
-        clip_lo=clip_lo,
-        min_clip=settings.clip_min_run,
-        min_zero=max(1, int(round(settings.dropout_min_zero_ms * sr / 1000.0))),
-        hum=True,
+    y, sr = as_array(y, sr=sr)  # NaN / inf are found by the stream's own pass
+    stream = CheckStream(sr=sr, channels=y.shape[0], kind=kind, settings=settings, expected=y.shape[1])
+    stream.feed(y)
+    return stream.finish()
+
+
+def check_blocks(
+    blocks: Iterable[np.ndarray],
+    *,
+    sr: int,
+    channels: int,
+    kind: str = "mix",
+    settings: CheckSettings | None = None,
+    expected: int = 0,
+) -> dict[str, Any]:
+    """Check a recording given as float32 ``(channels, m)`` blocks (e.g. a decoder's output)."""
+    stream = CheckStream(sr=sr, channels=channels, kind=kind, settings=settings, expected=expected)
+    for block in blocks:
+        stream.feed(block)
+    return stream.finish()
+
+
+def check_file(
+    path: str | os.PathLike[str],
+    *,
+    kind: str = "mix",
+    settings: CheckSettings | None = None,
+    limits: Any = None,
+) -> tuple[dict[str, Any], Any]:
+    """Decode ``path`` block by block and check it without holding the decoded signal.
+
+    Returns
+    -------
+    (report, :class:`audio.decode.AudioInfo`)
+
+    Raises
+    ------
+    the decoder's errors (UnsupportedFormat, CorruptAudio, TooLong, ...) and run_checks' errors
+    """
+    from audio.decode import open_stream
+
+    stream = open_stream(path, limits=limits)
+    info = stream.info
+    # the header's duration sizes buffers only (capped by the limit); a lying header costs nothing
+    limit = int(stream.max_frames)
+    expected = min(int((info.declared_duration_s or 0.0) * info.sample_rate * 1.02), limit)
+    report = check_blocks(
+        stream, sr=info.sample_rate, channels=info.channels, kind=kind, settings=settings, expected=expected
     )
-    levels = silence.frame_levels(stats)
-
-    checks: list[Check] = []
-    checks += _format_checks(stats, t, settings)
-    checks += _loudness_checks(loudness_from_stats(stats), t, settings)
-    checks += _peak_checks(y, stats, peak, settings)
-    checks += _clipping_checks(stats, settings)
-    checks += _silence_checks(stats, levels, t, settings)
-    checks += _dc_checks(stats, settings)
-    checks += _noise_checks(stats, t, settings)
-    checks += _bandwidth_checks(y, stats, levels, settings)
-    checks += _hum_checks(stats, settings)
-    if kind == "vocal":
-        checks += _vocal_checks(y, sr, t, settings)
-
-    return {
-        "verdict": worst([c.verdict for c in checks]),
-        "settings_version": settings.version,
-        "kind": kind,
-        "duration_s": round(n / sr, 3),
-        "sample_rate": sr,
-        "channels": channels,
-        "checks": [c.to_dict() for c in checks],
-    }
+    return report, info
 
 
 # --- format ------------------------------------------------------------------------------
@@ -238,15 +396,14 @@ def _loudness_checks(ls: LoudnessStats, t: KindThresholds, s: CheckSettings) -> 
     return out
 
 
-def _peak_checks(y: np.ndarray, stats: FrameStats, peak: float, s: CheckSettings) -> list[Check]:
+def _peak_checks(true_peak: float, peak: float, s: CheckSettings) -> list[Check]:
     if peak == 0.0:
         return [
             Check("peak.true", None, "dBTP", "warn", "digital silence"),
             Check("peak.sample", None, "dBFS", "warn", "digital silence"),
         ]
-    bounds, blocks = truepeak.block_peaks(stats.bounds, stats.peak)
     sp = 20.0 * float(np.log10(peak))
-    tp = truepeak.to_db(truepeak.true_peak_linear(y, bounds, blocks)) or sp  # >= sample peak > 0
+    tp = truepeak.to_db(true_peak) or sp  # >= sample peak > 0
     v = above(tp, warn=s.true_peak_warn_above_dbtp, fail=s.true_peak_fail_above_dbtp)
     msg = (
         f"{tp:.1f} dBTP"
@@ -265,8 +422,7 @@ def _peak_checks(y: np.ndarray, stats: FrameStats, peak: float, s: CheckSettings
 # --- clipping, silence, dropouts, DC, noise ---------------------------------------------------
 
 
-def _clipping_checks(stats: FrameStats, s: CheckSettings) -> list[Check]:
-    cs = clipping.clip_stats(stats.clip_runs, n=stats.n)
+def _clipping_checks(cs: clipping.ClipStats, sr: int, s: CheckSettings) -> list[Check]:
     v_count = at_least(cs.count, warn=s.clip_count_warn, fail=s.clip_count_fail)
     v_share = above(cs.share, warn=None, fail=s.clip_share_fail)
     desc = f"runs of >= {s.clip_min_run} samples flat at the peak"
@@ -283,7 +439,7 @@ def _clipping_checks(stats: FrameStats, s: CheckSettings) -> list[Check]:
             cs.longest,
             "samples",
             "pass",
-            f"longest clipped run {cs.longest} samples ({cs.longest / stats.sr * 1000:.2f} ms)"
+            f"longest clipped run {cs.longest} samples ({cs.longest / sr * 1000:.2f} ms)"
             if cs.count
             else "no clipping",
         ),
@@ -393,11 +549,13 @@ def _noise_checks(stats: FrameStats, t: KindThresholds, s: CheckSettings) -> lis
 # --- spectrum: bandwidth and hum --------------------------------------------------------------
 
 
-def _bandwidth_checks(y: np.ndarray, stats: FrameStats, levels: np.ndarray, s: CheckSettings) -> list[Check]:
+def _bandwidth_checks(
+    frames: np.ndarray | None, stats: FrameStats, levels: np.ndarray, s: CheckSettings
+) -> list[Check]:
     b = bw.bandwidth_stats(
-        y,
-        stats,
+        frames,
         levels,
+        sr=stats.sr,
         silence_dbfs=s.silence_threshold_dbfs,
         width_hz=s.cliff_width_hz,
         min_drop_db=s.cliff_min_drop_db,
@@ -480,10 +638,10 @@ def _hum_checks(stats: FrameStats, s: CheckSettings) -> list[Check]:
 # --- vocal activity -----------------------------------------------------------------------------
 
 
-def _vocal_checks(y: np.ndarray, sr: int, t: KindThresholds, s: CheckSettings) -> list[Check]:
-    segments = speech_segments(y, sr=sr, backend=s.vad_backend)
+def _vocal_checks(
+    segments: list[tuple[float, float]], dur: float, t: KindThresholds, s: CheckSettings
+) -> list[Check]:
     active = speech_duration(segments)
-    dur = y.shape[1] / sr
     share = min(1.0, active / dur) if dur > 0 else 0.0
     v = below(share, warn=t.vocal_activity_warn_below, fail=t.vocal_activity_fail_below)
     return [

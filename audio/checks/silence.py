@@ -28,7 +28,12 @@ CONTEXT_FRAMES = 3  # 30 ms each side of a dropout
 
 def frame_levels(stats: FrameStats) -> np.ndarray:
     """RMS level per 10 ms frame, dB re full scale, float64 [shape=(F,)]; -inf for digital zero."""
-    power = stats.rpow.sum(axis=0) / (stats.channels * stats.frame_len)
+    return levels_of(stats.rpow, stats.frame_len)
+
+
+def levels_of(rpow: np.ndarray, frame_len: np.ndarray) -> np.ndarray:
+    """RMS level in dBFS of frames with sums of squares ``rpow`` [C, F] and lengths [F]."""
+    power = rpow.sum(axis=0) / (rpow.shape[0] * frame_len)
     with np.errstate(divide="ignore"):
         return 10.0 * np.log10(power)
 

@@ -13,6 +13,8 @@ Branch and bound keeps it cheap: an interpolated value is at most ``G = max_p su
 largest |sample| under the filter, so blocks are evaluated in order of their sample peak and the
 search stops once ``G x (block peak)`` cannot beat the best value found. The answer is the same as
 interpolating everything; dynamic material skips most blocks, brick-wall masters skip few.
+:class:`TruePeakTracker` runs the search block by block as the signal is decoded: a block is
+interpolated when its bound beats the best value so far, which is still exact.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import scipy.signal
 
 from audio.checks import _kernels
 from audio.checks.validate import as_signal
@@ -41,7 +42,11 @@ def interpolator() -> tuple[np.ndarray, np.ndarray, float]:
     coef : float32 [shape=(24,)] folded coefficients for :func:`audio.checks._kernels.interp_peak`
     gain_bound : max over phases of sum |taps| (the G of the search bound)
     """
-    h = scipy.signal.firwin(4 * TAPS_PER_PHASE + 1, 0.25, window=("kaiser", KAISER_BETA), scale=False) * 4
+    # scipy.signal.firwin(65, 0.25, window=("kaiser", 5), scale=False), without importing
+    # scipy.signal (~75 MB of RSS) into every process that checks audio
+    taps = 4 * TAPS_PER_PHASE + 1
+    t = np.arange(taps) - (taps - 1) / 2
+    h = 0.25 * np.sinc(0.25 * t) * np.kaiser(taps, KAISER_BETA) * 4
     a = h[1::4][:TAPS_PER_PHASE]
     e = h[2::4][:TAPS_PER_PHASE]
     half = TAPS_PER_PHASE // 2
@@ -52,34 +57,57 @@ def interpolator() -> tuple[np.ndarray, np.ndarray, float]:
     return h, coef, bound
 
 
-def true_peak_linear(y: np.ndarray, block_bounds: np.ndarray, block_peak: np.ndarray) -> float:
-    """Largest |value| of ``y`` oversampled 4x (linear full scale).
+class TruePeakTracker:
+    """The branch-and-bound search fed block by block (see the module docstring).
 
     Parameters
     ----------
-    y : float32 [shape=(C, n)], validated
-    block_bounds : int64 [shape=(B+1,)] block boundaries in samples, 0 ... n
-    block_peak : float32 [shape=(C, B)] max |sample| per channel and block
+    channels : channel count
     """
-    _, coef, gain = interpolator()
-    c, n = y.shape
-    sample_peak = float(block_peak.max()) if block_peak.size else 0.0
-    best = sample_peak
-    if best == 0.0:
-        return 0.0
-    # outputs in block j read samples from block j-1 too (HISTORY < block length)
-    ext = block_peak.max(axis=0)
-    ext = np.maximum(ext, np.concatenate(([0.0], ext[:-1])))
-    order = np.argsort(-ext, kind="stable")
-    for j in order:
-        if gain * float(ext[j]) <= best:
-            break
-        s, e = max(int(block_bounds[j]), HISTORY), int(block_bounds[j + 1])
-        if s >= e:
-            continue
-        for ch in range(c):
-            best = max(best, float(_kernels.interp_peak(y[ch], coef, s, e)))
-    return best
+
+    def __init__(self, channels: int) -> None:
+        _, self._coef, self._gain = interpolator()
+        self.best = 0.0  # largest |value| so far, linear; never below the sample peak
+        self._tail = np.zeros((channels, 0), np.float32)  # last HISTORY samples fed
+        self._last_peak = 0.0  # peak of the previous block's last search block
+
+    def feed(self, x: np.ndarray, offset: int, frame_bounds: np.ndarray, frame_peak: np.ndarray) -> None:
+        """Search one block.
+
+        Parameters
+        ----------
+        x : float32 [shape=(C, m)], validated, starting at absolute sample ``offset``
+        frame_bounds : int64 [shape=(f+1,)] its frame boundaries, relative (0 ... m)
+        frame_peak : float32 [shape=(C, f)] max |sample| per channel and frame
+        """
+        c, m = x.shape
+        if m == 0:
+            return
+        bounds, peaks = block_peaks(frame_bounds, frame_peak)
+        raw = peaks.max(axis=0)
+        self.best = max(self.best, float(raw.max()))
+        # outputs in a search block read samples from the block before it too (HISTORY < block)
+        ext = np.maximum(raw, np.concatenate(([self._last_peak], raw[:-1])))
+        edge = None
+        for j in np.argsort(-ext, kind="stable"):
+            if self._gain * float(ext[j]) <= self.best:
+                break
+            # outputs need HISTORY samples before them inside the signal
+            s, e = max(int(bounds[j]), HISTORY - offset), int(bounds[j + 1])
+            if s >= e:
+                continue
+            for ch in range(c):
+                if s < HISTORY:  # reads the previous block's tail
+                    if edge is None:
+                        edge = np.ascontiguousarray(np.concatenate([self._tail, x[:, :HISTORY]], axis=1))
+                    shift = self._tail.shape[1]
+                    top = _kernels.interp_peak(edge[ch], self._coef, s + shift, min(e, HISTORY) + shift)
+                    self.best = max(self.best, float(top))
+                if e > HISTORY:
+                    top = _kernels.interp_peak(x[ch], self._coef, max(s, HISTORY), e)
+                    self.best = max(self.best, float(top))
+        self._last_peak = float(raw[-1])
+        self._tail = np.ascontiguousarray(np.concatenate([self._tail, x[:, -HISTORY:]], axis=1)[:, -HISTORY:])
 
 
 def block_peaks(frame_bounds: np.ndarray, frame_peak: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -111,8 +139,8 @@ def true_peak(y: np.ndarray, *, sr: int) -> float | None:
 
     y, sr = as_signal(y, sr=sr)
     bounds, _ = frame_bounds(y.shape[1], sr)
-    starts = bounds[:-1][::BLOCK_FRAMES]
-    hi = np.maximum.reduceat(y, starts, axis=1)
-    lo = np.minimum.reduceat(y, starts, axis=1)
-    peaks = np.maximum(hi, -lo)
-    return to_db(true_peak_linear(y, np.append(starts, y.shape[1]), peaks))
+    hi = np.maximum.reduceat(y, bounds[:-1], axis=1)
+    lo = np.minimum.reduceat(y, bounds[:-1], axis=1)
+    tracker = TruePeakTracker(y.shape[0])
+    tracker.feed(y, 0, bounds, np.maximum(hi, -lo))
+    return to_db(tracker.best)

@@ -26,6 +26,7 @@ import numpy as np
 import scipy.fft
 import soxr
 
+from audio.checks.scan import Accumulator
 from audio.checks.validate import as_signal
 from core.errors import InvalidRequest
 
@@ -45,7 +46,7 @@ ABS_FLOOR_DBFS = -55.0
 MIN_GAP_S = 0.3
 MIN_SPEECH_S = 0.25
 PAD_S = 0.03
-CHUNK_FRAMES = 4096
+CHUNK_FRAMES = 1024  # frames per FFT batch: ~8 MB of temporaries
 NOISE_FRAMES = 2000
 NOISE_PERCENTILE = 20.0
 WHITEN_FLOOR = 1e-3  # x mean in-band noise power: digital silence must not divide by zero
@@ -158,11 +159,14 @@ def mask_to_segments(mask: np.ndarray, *, hop_s: float, duration_s: float) -> li
 
 
 def _spectral(y: np.ndarray, sr: int) -> list[tuple[float, float]]:
-    x = _mono_8k(y, sr)
+    return _spectral_8k(_mono_8k(y, sr), duration_s=y.shape[1] / sr)
+
+
+def _spectral_8k(x: np.ndarray, *, duration_s: float) -> list[tuple[float, float]]:
     levels, voicing = frame_features(x)
     mask = activity_mask(levels, voicing)
     # hop j covers [j*HOP, j*HOP + FRAME): mark its centre hop
-    return mask_to_segments(mask, hop_s=HOP / VAD_RATE, duration_s=y.shape[1] / sr)
+    return mask_to_segments(mask, hop_s=HOP / VAD_RATE, duration_s=duration_s)
 
 
 @functools.lru_cache(maxsize=1)
@@ -175,9 +179,6 @@ def _silero_model() -> Any:
 
 
 def _silero(y: np.ndarray, sr: int) -> list[tuple[float, float]]:
-    import torch
-    from silero_vad import get_speech_timestamps
-
     if y.shape[0] == 1:
         x = y[0]
         x = soxr.resample(x, sr, 16000, quality="HQ") if sr != 16000 else x
@@ -185,6 +186,13 @@ def _silero(y: np.ndarray, sr: int) -> list[tuple[float, float]]:
         from audio.resample import resample, to_mono
 
         x = resample(to_mono(y), orig_sr=sr, target_sr=16000)[0]
+    return _silero_16k(x)
+
+
+def _silero_16k(x: np.ndarray) -> list[tuple[float, float]]:
+    import torch
+    from silero_vad import get_speech_timestamps
+
     stamps = get_speech_timestamps(
         torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
         _silero_model(),
@@ -223,3 +231,44 @@ def speech_segments(y: np.ndarray, *, sr: int, backend: str = "spectral") -> lis
 def speech_duration(segments: list[tuple[float, float]]) -> float:
     """Total seconds covered by ``segments``."""
     return float(sum(e - s for s, e in segments))
+
+
+class VadFeed:
+    """The VAD's input collected block by block: the mono mix resampled as it arrives (soxr
+    stream), so only the low-rate mono is held (8 kHz: 1.9 MB a minute), never the full signal.
+
+    Parameters
+    ----------
+    sr : rate of the blocks, Hz
+    backend : "spectral" or "silero"
+    expected : samples expected in all at ``sr`` (a header's claim; 0: unknown)
+    """
+
+    def __init__(self, *, sr: int, backend: str = "spectral", expected: int = 0) -> None:
+        if backend not in BACKENDS:
+            raise InvalidRequest(f"unknown VAD backend {backend!r}; expected one of {BACKENDS}")
+        self.sr, self.backend = sr, backend
+        self.rate = VAD_RATE if backend == "spectral" else 16000
+        quality = "MQ" if backend == "spectral" else "HQ"
+        self._stream = (
+            soxr.ResampleStream(sr, self.rate, 1, dtype="float32", quality=quality)
+            if sr != self.rate
+            else None
+        )
+        self._mono = Accumulator(int(expected * self.rate / sr) + 64 if expected > 0 else 0)
+        self._n = 0
+
+    def feed(self, x: np.ndarray) -> None:
+        """x: float32 [shape=(C, m)] at ``sr``."""
+        mono = x.mean(axis=0, dtype=np.float32) if x.shape[0] > 1 else x[0]
+        self._n += x.shape[1]
+        self._mono.append(mono if self._stream is None else self._stream.resample_chunk(mono))
+
+    def segments(self) -> list[tuple[float, float]]:
+        """Voiced segments of everything fed (call once, after the last block)."""
+        if self._stream is not None:
+            self._mono.append(self._stream.resample_chunk(np.zeros(0, np.float32), last=True))
+        x = self._mono.result()
+        if self.backend == "silero":
+            return _silero_16k(x)
+        return _spectral_8k(x, duration_s=self._n / self.sr)

@@ -57,6 +57,17 @@ def as_signal_with_extremes(y: object, *, sr: object) -> tuple[np.ndarray, int, 
     InvalidSampleRate
         ``sr`` not a whole positive number of Hz in range
     """
+    y, rate = as_array(y, sr=sr)
+    # max/min propagate NaN and expose inf without allocating a mask over the whole signal.
+    hi, lo = float(y.max()), float(y.min())
+    if not (np.isfinite(hi) and np.isfinite(lo)):
+        raise InvalidSignal("the signal contains NaN or infinite samples")
+    return y, rate, hi, lo
+
+
+def as_array(y: object, *, sr: object) -> tuple[np.ndarray, int]:
+    """:func:`as_signal_with_extremes` without the pass over the samples for NaN / inf (for
+    callers that find them on their own pass, like :class:`audio.checks.report.CheckStream`)."""
     rate = check_rate(sr)
     if not isinstance(y, np.ndarray):
         raise InvalidSignal(f"expected a numpy array, got {type(y).__name__}")
@@ -73,9 +84,4 @@ def as_signal_with_extremes(y: object, *, sr: object) -> tuple[np.ndarray, int, 
         )
     if y.shape[1] == 0:
         raise EmptyAudio("the signal has no samples")
-    y = np.ascontiguousarray(y, dtype=np.float32)
-    # max/min propagate NaN and expose inf without allocating a mask over the whole signal.
-    hi, lo = float(y.max()), float(y.min())
-    if not (np.isfinite(hi) and np.isfinite(lo)):
-        raise InvalidSignal("the signal contains NaN or infinite samples")
-    return y, rate, hi, lo
+    return np.ascontiguousarray(y, dtype=np.float32), rate
