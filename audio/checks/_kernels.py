@@ -1,9 +1,12 @@
-"""Numba kernels: the one pass over the samples that every check reads from, and 4x interpolation.
+"""Numba kernels: the one pass over the samples that every check reads from, full-scale runs,
+and 4x interpolation. All of them run block by block with their state carried between calls.
 
-Why numba: the checks need the K-weighted energy, raw energy, extrema, sums, digital-zero runs and
-full-scale runs of every 10 ms frame. Done with scipy/numpy that is a dozen passes over the signal
-(``sosfilt`` alone is latency-bound at ~130 ms for 4 min of stereo); fused here it is one pass of
-~60 ms with both channels' filter chains interleaved, and no signal-sized temporaries.
+Why numba: the checks need the K-weighted energy, raw energy, extrema, sums and digital-zero runs
+of every 10 ms frame. Done with scipy/numpy that is a dozen passes over the signal (``sosfilt``
+alone is latency-bound at ~130 ms for 4 min of stereo); fused here it is one pass of ~60 ms with
+both channels' filter chains interleaved, and no signal-sized temporaries. Full-scale runs are a
+second kernel because their level is only known per block (see :mod:`audio.checks.clipping`);
+it skips frames whose extrema stay inside the level, so it reads almost no samples.
 
 The kernels are compiled on first use (~8 s of CPU once) and cached next to this file, or in
 NUMBA_CACHE_DIR / the user cache when the install is read-only.

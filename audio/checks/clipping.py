@@ -22,7 +22,7 @@ import numpy as np
 
 from audio.checks import _kernels
 from audio.checks.config import CheckSettings
-from audio.checks.scan import RUN_CAPACITY, Runs
+from audio.checks.scan import RUN_CAPACITY
 from audio.errors import InvalidSignal
 
 
@@ -47,15 +47,6 @@ class ClipStats:
     share: float  # of the duration, [0, 1]
 
 
-def clip_stats(runs: Runs, *, n: int) -> ClipStats:
-    """Summarise full-scale runs (the scan records only runs of at least ``clip_min_run``)."""
-    if runs.count == 0:
-        return ClipStats(0, 0, 0.0)
-    lengths = runs.rows[:, 1]
-    # beyond the recorded capacity runs are counted but not measured: share is then a lower bound
-    return ClipStats(int(runs.count), int(lengths.max(initial=0)), float(lengths.sum() / n))
-
-
 # --- streaming ---------------------------------------------------------------------------------
 
 ENVELOPE_BUDGET = 1 << 21  # samples of run envelopes kept for re-grading (2 x 8 MB at most)
@@ -77,8 +68,8 @@ class ClipTracker:
     """
 
     def __init__(self, settings: CheckSettings) -> None:
+        self._settings = settings
         self._keep = 10.0 ** (-settings.clip_tolerance_db / 20.0)
-        self._floor = 10.0 ** (settings.clip_min_level_dbfs / 20.0)
         self._min_run = int(settings.clip_min_run)
         self.hi, self.lo = -math.inf, math.inf  # sample extremes so far
         self._level = (math.inf, -math.inf)  # (hi, lo) levels in effect
@@ -143,10 +134,7 @@ class ClipTracker:
 
     def result(self, n: int) -> ClipStats:
         """Clip statistics for a signal of ``n`` samples per channel (after the last block)."""
-        final = (
-            self.hi * self._keep if self.hi > self._floor else math.inf,
-            self.lo * self._keep if -self.lo > self._floor else -math.inf,
-        )
+        final = clip_levels(self.hi, self.lo, self._settings)
         if final != self._level:
             self._level = final
             self._regrade()

@@ -55,24 +55,6 @@ STREAM_BLOCK = 1 << 20
 BACKENDS = ("spectral", "silero")
 
 
-def _mono_8k(y: np.ndarray, sr: int) -> np.ndarray:
-    """Mono mix at 8 kHz, float32; stereo is mixed and resampled in blocks (no full-length copy)."""
-    if y.shape[0] == 1:
-        x = y[0]
-        return (
-            soxr.resample(x, sr, VAD_RATE, quality="MQ").astype(np.float32, copy=False)
-            if sr != VAD_RATE
-            else x
-        )
-    stream = soxr.ResampleStream(sr, VAD_RATE, 1, dtype="float32", quality="MQ")
-    parts = []
-    n = y.shape[1]
-    for s in range(0, n, STREAM_BLOCK):
-        block = y[:, s : s + STREAM_BLOCK].mean(axis=0, dtype=np.float32)
-        parts.append(stream.resample_chunk(block, last=s + STREAM_BLOCK >= n))
-    return np.concatenate(parts)
-
-
 @functools.lru_cache(maxsize=1)
 def _window_terms() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     window = np.hanning(FRAME).astype(np.float32)
@@ -158,10 +140,6 @@ def mask_to_segments(mask: np.ndarray, *, hop_s: float, duration_s: float) -> li
     return [(round(s, 3), round(e, 3)) for s, e in out]
 
 
-def _spectral(y: np.ndarray, sr: int) -> list[tuple[float, float]]:
-    return _spectral_8k(_mono_8k(y, sr), duration_s=y.shape[1] / sr)
-
-
 def _spectral_8k(x: np.ndarray, *, duration_s: float) -> list[tuple[float, float]]:
     levels, voicing = frame_features(x)
     mask = activity_mask(levels, voicing)
@@ -176,17 +154,6 @@ def _silero_model() -> Any:
 
     torch.set_num_threads(1)
     return load_silero_vad()
-
-
-def _silero(y: np.ndarray, sr: int) -> list[tuple[float, float]]:
-    if y.shape[0] == 1:
-        x = y[0]
-        x = soxr.resample(x, sr, 16000, quality="HQ") if sr != 16000 else x
-    else:
-        from audio.resample import resample, to_mono
-
-        x = resample(to_mono(y), orig_sr=sr, target_sr=16000)[0]
-    return _silero_16k(x)
 
 
 def _silero_16k(x: np.ndarray) -> list[tuple[float, float]]:
@@ -223,9 +190,10 @@ def speech_segments(y: np.ndarray, *, sr: int, backend: str = "spectral") -> lis
     if backend not in BACKENDS:
         raise InvalidRequest(f"unknown VAD backend {backend!r}; expected one of {BACKENDS}")
     y, sr = as_signal(y, sr=sr)
-    if backend == "silero":
-        return _silero(y, sr)
-    return _spectral(y, sr)
+    feed = VadFeed(sr=sr, backend=backend, expected=y.shape[1])
+    for s in range(0, y.shape[1], STREAM_BLOCK):  # the mono mix is made a block at a time
+        feed.feed(y[:, s : s + STREAM_BLOCK])
+    return feed.segments()
 
 
 def speech_duration(segments: list[tuple[float, float]]) -> float:
