@@ -111,6 +111,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.startup_hooks = []
     app.state.shutdown_hooks = []
     problems.install(app)
+    if settings.claims.heartbeat_fast_path:
+        from api.heartbeat_fast_path import HeartbeatFastPath
+
+        app.add_middleware(HeartbeatFastPath)  # inside the metrics middleware: counted the same
     metrics_mod.install(app, app.state.metrics)
 
     from api.routers import ops

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import Forbidden, Unauthorized
 from core.clock import Clock
@@ -75,15 +76,30 @@ def _presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-def authenticate(request: Request) -> Principal:
+def _cached_principal(request: Request) -> Principal | None:
+    """The principal of the presented key if it was looked up within the TTL; None otherwise.
+
+    Raises
+    ------
+    Unauthorized : no key, or an implausible one
+    """
     key = _presented_key(request)
     if not key or len(key) > 256:
         raise Unauthorized("send 'Authorization: Bearer <api key>'")
+    hit = request.app.state.auth_cache.get(key)
+    if hit and time.monotonic() - hit[0] < AUTH_CACHE_TTL_S:
+        return hit[1]  # type: ignore[no-any-return]
+    return None
+
+
+def authenticate(request: Request) -> Principal:
+    cached = _cached_principal(request)
+    if cached is not None:
+        return cached
+    key = _presented_key(request)
+    assert key is not None
     cache: dict[str, tuple[float, Principal]] = request.app.state.auth_cache
     now = time.monotonic()
-    hit = cache.get(key)
-    if hit and now - hit[0] < AUTH_CACHE_TTL_S:
-        return hit[1]
     with request.app.state.read_session_factory() as session:
         row = keys.lookup(session, key)
         if row is None:
@@ -95,13 +111,16 @@ def authenticate(request: Request) -> Principal:
     return principal
 
 
-def require_scope(*scopes: str) -> Callable[..., Principal]:
+def require_scope(*scopes: str) -> Callable[..., Awaitable[Principal]]:
     """Dependency: the caller's key must hold one of ``scopes`` (``admin`` holds them all)."""
 
     wanted = frozenset(scopes)
 
-    def _check(request: Request) -> Principal:
-        principal = authenticate(request)
+    async def _check(request: Request) -> Principal:
+        # Async so that a cached key costs no thread hop; a lookup goes to the thread pool.
+        principal = _cached_principal(request)
+        if principal is None:
+            principal = await run_in_threadpool(authenticate, request)
         if "admin" not in principal.scopes and not (principal.scopes & wanted):
             raise Forbidden(f"this endpoint needs scope {' or '.join(sorted(wanted))}")
         return principal

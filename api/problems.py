@@ -45,15 +45,24 @@ def problem(status: int, code: str, title: str, detail: str | None = None, **ext
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def domain_problem(exc: SonggateError, instance: str) -> JSONResponse:
+    """The problem+json answer for a domain error (its stable code, status and extras)."""
+    body = exc.to_problem()
+    body["instance"] = instance
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if exc.status == 429 and "retry_after_s" in exc.extra:
+        headers = {"Retry-After": str(int(exc.extra["retry_after_s"]) + 1)}
+    return JSONResponse(body, status_code=exc.status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def internal_error(instance: str) -> JSONResponse:
+    return problem(500, "internal_error", "Internal server error", instance=instance)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(SonggateError)
     async def _domain(request: Request, exc: SonggateError) -> JSONResponse:
-        body = exc.to_problem()
-        body["instance"] = request.url.path
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        if exc.status == 429 and "retry_after_s" in exc.extra:
-            headers = {"Retry-After": str(int(exc.extra["retry_after_s"]) + 1)}
-        return JSONResponse(body, status_code=exc.status, media_type=PROBLEM_JSON, headers=headers)
+        return domain_problem(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -83,4 +92,4 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(500, "internal_error", "Internal server error", instance=request.url.path)
+        return internal_error(request.url.path)

@@ -79,6 +79,16 @@ class ClaimSettings(BaseModel):
     session_ttl_factor: float = Field(3.0, ge=1.0, description="Session lives factor x song length")
     session_ttl_min_s: float = Field(1800.0, gt=0.0, description="... but at least this long")
     store_heartbeats: bool = Field(True, description="Keep every accepted heartbeat as evidence")
+    heartbeat_batch: int = Field(
+        64,
+        ge=1,
+        le=1024,
+        description="Heartbeats committed together at most (group commit, one writer thread)",
+    )
+    heartbeat_fast_path: bool = Field(
+        True,
+        description="Serve well-formed heartbeats on a pure-ASGI fast path (off: all through the FastAPI route)",
+    )
     # --- proof ---------------------------------------------------------------------------------
     coverage_threshold: float = Field(0.98, gt=0.0, le=1.0, description="Heard seconds / song seconds")
     elapsed_tolerance_s: float = Field(

@@ -15,6 +15,8 @@ no-ops there.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -25,22 +27,53 @@ from sqlalchemy.orm import Session, sessionmaker
 from claims.errors import PacketNotFound
 from claims.tables import Packet
 
-_WRITER_LOCKS: dict[int, threading.RLock] = {}
+
+class _WriterLock:
+    """This process's writers queue on an RLock; processes queue on an ``flock`` of a file next
+    to the database, so the outermost holder also owns the cross-process turn."""
+
+    def __init__(self, database: str | None) -> None:
+        self.rlock = threading.RLock()
+        self.depth = 0
+        self.fd = -1
+        if database and database != ":memory:" and not database.startswith("file:"):
+            try:
+                self.fd = os.open(f"{database}.writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError:  # read-only directory: SQLite's own busy handler still serializes
+                self.fd = -1
+
+
+_WRITER_LOCKS: dict[int, _WriterLock] = {}
 _LOCKS_GUARD = threading.Lock()
 
 
 @contextlib.contextmanager
 def sqlite_writer(engine: Any) -> Iterator[None]:
-    """SQLite has one writer at a time; queue this process's writers on a lock instead of letting
-    them poll in SQLite's busy handler (sleeps of up to 100 ms: a long latency tail under load).
-    Other processes still wait on the database lock itself (``busy_timeout``)."""
+    """SQLite has one writer at a time; queue writers on locks instead of letting them poll in
+    SQLite's busy handler, which sleeps up to 100 ms per retry (a long latency tail, and lost
+    throughput when several API workers write). Threads wait on an RLock, processes on a blocking
+    ``flock`` that wakes the next one as soon as the holder commits. Writers that do not come
+    through here (CLI jobs, other tools) still meet SQLite's ``busy_timeout``."""
     if engine is None or engine.dialect.name != "sqlite":
         yield
         return
     with _LOCKS_GUARD:
-        lock = _WRITER_LOCKS.setdefault(id(engine), threading.RLock())
-    with lock:
-        yield
+        lock = _WRITER_LOCKS.get(id(engine))
+        if lock is None:
+            lock = _WRITER_LOCKS[id(engine)] = _WriterLock(engine.url.database)
+    with lock.rlock:
+        outermost = lock.depth == 0
+        lock.depth += 1
+        try:
+            if outermost and lock.fd >= 0:
+                fcntl.flock(lock.fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                if outermost and lock.fd >= 0:
+                    fcntl.flock(lock.fd, fcntl.LOCK_UN)
+        finally:
+            lock.depth -= 1
 
 
 @contextlib.contextmanager

@@ -44,12 +44,16 @@ def get_stepup(request: Request) -> StepUp:
 
 
 def get_claims_secret(request: Request) -> bytes:
+    return claims_secret(request.app)
+
+
+def claims_secret(app: Any) -> bytes:
     """The HMAC key for listen tokens, read once per app (Settings.secret() may touch a file)."""
-    secret = getattr(request.app.state, "claims_secret", None)
+    secret = getattr(app.state, "claims_secret", None)
     if secret is None:
-        secret = request.app.state.settings.secret()
-        request.app.state.claims_secret = secret
-    return secret
+        secret = app.state.settings.secret()
+        app.state.claims_secret = secret
+    return secret  # type: ignore[no-any-return]
 
 
 def client_ip(request: Request) -> str | None:

@@ -18,15 +18,6 @@ from core.clock import VirtualClock
 from db.tables import IdempotencyRecord, Recording
 
 
-@pytest.fixture
-def api(client, auth_headers):  # type: ignore[no-untyped-def]
-    """The test client with a claim-scoped key, a virtual clock and a fake step-up adapter."""
-    client.app.state.clock = VirtualClock(NOON_BEIJING)
-    client.app.state.claims_stepup = StaticStepUp()
-    client.headers.update(auth_headers("claim"))
-    return client
-
-
 def _recording(api, duration_s: float = 12.0) -> str:  # type: ignore[no-untyped-def]
     rid = f"rec_{duration_s}".replace(".", "_")
     with api.app.state.session_factory() as s, s.begin():
