@@ -59,11 +59,11 @@ class HeartbeatFastPath:
         if inputs is None:
             await self.app(scope, _replay(messages, receive), send)
             return
-        app, route_inputs = inputs
+        app, ctx, route_inputs = inputs
         scope["route"] = self._heartbeat_route(app)  # the metrics label, as the router would set
         response: JSONResponse
         try:
-            answer = await heartbeat_ctx(app).writer.submit(**route_inputs)
+            answer = await ctx.writer.submit(**route_inputs)
         except SonggateError as exc:
             response = domain_problem(exc, scope["path"])
         except Exception:
@@ -73,8 +73,8 @@ class HeartbeatFastPath:
             response = JSONResponse(heartbeat_json(answer))
         await response(scope, receive, send)
 
-    def _inputs(self, scope: Scope, session_id: str, body: bytes) -> tuple[Any, dict[str, Any]] | None:
-        """``(app, record_heartbeat kwargs)``, or None: let the route answer this one."""
+    def _inputs(self, scope: Scope, session_id: str, body: bytes) -> tuple[Any, Any, dict[str, Any]] | None:
+        """``(app, heartbeat context, record_heartbeat kwargs)``, or None: the route answers."""
         request = Request(scope)
         headers = request.headers
         if not headers.get("content-type", "").startswith("application/json"):
@@ -93,7 +93,8 @@ class HeartbeatFastPath:
         except ValidationError:
             return None
         app = request.app
-        return app, heartbeat_inputs(session_id, parsed, token, heartbeat_ctx(app))
+        ctx = heartbeat_ctx(app)
+        return app, ctx, heartbeat_inputs(session_id, parsed, token, ctx)
 
     def _heartbeat_route(self, app: Any) -> Any:
         if self._route is None:

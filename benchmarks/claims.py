@@ -222,7 +222,9 @@ async def heartbeat_phase(
     }
 
 
-async def claim_phase(port: int, headers: dict[str, str], *, claims: int, concurrency: int) -> dict[str, Any]:
+async def claim_phase(
+    port: int, headers: dict[str, str], *, claims: int, concurrency: int, rate: float | None = None
+) -> dict[str, Any]:
     from claims.client import ListenClient
 
     setup = Conn("127.0.0.1", port, headers)
@@ -299,12 +301,48 @@ async def claim_phase(port: int, headers: dict[str, str], *, claims: int, concur
             statuses[label] = statuses.get(label, 0) + 1
         conn.close()
 
+    async def open_loop() -> None:
+        """Claims sent on a fixed schedule (``rate`` per second) whatever the answers take, each
+        timed from its scheduled send: waiting for a free connection counts (no coordinated
+        omission)."""
+        pool: asyncio.Queue[Conn] = asyncio.Queue()
+        for _ in range(concurrency):
+            conn = Conn("127.0.0.1", port, headers)
+            await conn.open()
+            pool.put_nowait(conn)
+        begin = time.perf_counter()
+
+        async def one(i: int, pid: str, sid: str, who: str) -> None:
+            scheduled = begin + i / float(rate or 1.0)
+            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+            conn = await pool.get()
+            try:
+                st, body = await conn.request(
+                    "POST",
+                    f"/v1/packets/{pid}/claims",
+                    {"session_id": sid, "claimant_id": who},
+                    {"Idempotency-Key": f"bench-{sid}"},
+                )
+            finally:
+                pool.put_nowait(conn)
+            latencies.append(time.perf_counter() - scheduled)
+            label = str(st) if st == 200 else f"{st} {body.get('code')}"
+            statuses[label] = statuses.get(label, 0) + 1
+
+        await asyncio.gather(*(one(i, *item) for i, item in enumerate(listens)))
+        while not pool.empty():
+            pool.get_nowait().close()
+
     start = time.perf_counter()
-    await asyncio.gather(*(claimer(w) for w in range(concurrency)))
+    if rate:
+        await open_loop()
+    else:
+        await asyncio.gather(*(claimer(w) for w in range(concurrency)))
     wall = time.perf_counter() - start
     return {
         "claims": len(listens),
         "concurrency": concurrency,
+        "offered_rate_per_s": rate,
         "seconds": round(wall, 2),
         "claims_per_s": round(len(listens) / wall, 1),
         "statuses": statuses,
@@ -319,6 +357,13 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0, help="heartbeat phase length")
     ap.add_argument("--claims", type=int, default=400)
     ap.add_argument("--claim-connections", type=int, default=8)
+    ap.add_argument(
+        "--claim-rate",
+        type=float,
+        default=None,
+        help="open loop: send claims at this rate (per s) over --claim-connections connections, "
+        "instead of --claim-connections clients back to back",
+    )
     ap.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     ap.add_argument("--no-store-heartbeats", action="store_true", help="skip the per-heartbeat audit rows")
     ap.add_argument("--json", action="store_true")
@@ -352,7 +397,13 @@ def main() -> int:
             )
             hb["loadgen_cpu_s"] = round(time.process_time() - cpu0, 2)
             cl = asyncio.run(
-                claim_phase(port, headers, claims=args.claims, concurrency=args.claim_connections)
+                claim_phase(
+                    port,
+                    headers,
+                    claims=args.claims,
+                    concurrency=args.claim_connections,
+                    rate=args.claim_rate,
+                )
             )
         finally:
             server.terminate()
@@ -374,7 +425,13 @@ def main() -> int:
             f"connections; latency p50 {hb.get('p50_ms')} ms, p99 {hb.get('p99_ms')} ms; statuses {hb['statuses']}"
         )
         print(
-            f"claims: {cl['claims']} at concurrency {cl['concurrency']}: p50 {cl.get('p50_ms')} ms, "
+            f"claims: {cl['claims']} at "
+            + (
+                f"{cl['offered_rate_per_s']:g}/s offered"
+                if cl["offered_rate_per_s"]
+                else f"concurrency {cl['concurrency']}"
+            )
+            + f": p50 {cl.get('p50_ms')} ms, "
             f"p90 {cl.get('p90_ms')} ms, p99 {cl.get('p99_ms')} ms, max {cl.get('max_ms')} ms; {cl['statuses']}"
         )
         print(json.dumps(result))
