@@ -166,8 +166,11 @@ def start_server(port: int, workers: int, env: dict[str, str]) -> subprocess.Pop
 
 
 async def heartbeat_phase(
-    port: int, headers: dict[str, str], *, connections: int, seconds: float
+    port: int, headers: dict[str, str], *, connections: int, seconds: float, rate: float | None = None
 ) -> dict[str, Any]:
+    """Listeners send back to back, or paced: with ``rate``, listener i sends on the schedule
+    ``start + (i / connections + k) x connections / rate`` (offered load ``rate`` per second,
+    latency timed from the scheduled send while the server keeps up)."""
     from claims.client import ListenClient
 
     setup = Conn("127.0.0.1", port, headers)
@@ -193,9 +196,16 @@ async def heartbeat_phase(
         client = ListenClient.from_session(opened)
         t0 = time.monotonic()
         tok = {"X-Listen-Token": client.token}
+        interval = connections / rate if rate else 0.0
+        k = 0
         while time.monotonic() < stop_at:
-            body = client.heartbeat(int((time.monotonic() - t0) * 1000))
             t = time.perf_counter()
+            if interval:
+                scheduled = start + (i / connections + k) * interval
+                k += 1
+                await asyncio.sleep(max(0.0, scheduled - t))
+                t = scheduled
+            body = client.heartbeat(int((time.monotonic() - t0) * 1000))
             st, answer = await conn.request(
                 "POST", f"/v1/listen-sessions/{client.session_id}/heartbeats", body, tok
             )
@@ -213,6 +223,7 @@ async def heartbeat_phase(
     ok = statuses.get(200, 0)
     return {
         "connections": connections,
+        "offered_rate_per_s": rate,
         "seconds": round(wall, 2),
         "heartbeats": sum(statuses.values()),
         "accepted": ok,
@@ -364,6 +375,15 @@ def main() -> int:
         help="open loop: send claims at this rate (per s) over --claim-connections connections, "
         "instead of --claim-connections clients back to back",
     )
+    ap.add_argument(
+        "--heartbeat-rate",
+        type=float,
+        default=None,
+        help="pace the listeners to this many heartbeats per second in all (default: back to back)",
+    )
+    ap.add_argument(
+        "--mixed", action="store_true", help="run the claims during the heartbeat phase instead of after it"
+    )
     ap.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     ap.add_argument("--no-store-heartbeats", action="store_true", help="skip the per-heartbeat audit rows")
     ap.add_argument("--json", action="store_true")
@@ -392,19 +412,35 @@ def main() -> int:
         headers = {"Authorization": f"Bearer {prep['key']}"}
         try:
             cpu0 = time.process_time()
-            hb = asyncio.run(
-                heartbeat_phase(port, headers, connections=args.connections, seconds=args.seconds)
-            )
-            hb["loadgen_cpu_s"] = round(time.process_time() - cpu0, 2)
-            cl = asyncio.run(
-                claim_phase(
+
+            def heartbeats() -> Any:
+                return heartbeat_phase(
+                    port,
+                    headers,
+                    connections=args.connections,
+                    seconds=args.seconds,
+                    rate=args.heartbeat_rate,
+                )
+
+            def claims() -> Any:
+                return claim_phase(
                     port,
                     headers,
                     claims=args.claims,
                     concurrency=args.claim_connections,
                     rate=args.claim_rate,
                 )
-            )
+
+            if args.mixed:  # claims while the heartbeats flow, as in production
+
+                async def both() -> tuple[Any, Any]:
+                    return await asyncio.gather(heartbeats(), claims())  # type: ignore[return-value]
+
+                hb, cl = asyncio.run(both())
+            else:
+                hb = asyncio.run(heartbeats())
+                cl = asyncio.run(claims())
+            hb["loadgen_cpu_s"] = round(time.process_time() - cpu0, 2)
         finally:
             server.terminate()
             server.wait(30)
