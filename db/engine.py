@@ -51,6 +51,8 @@ def make_engine(url: str, *, background_checkpoints: bool = False) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            # after a checkpoint empties the log, shrink the file back to at most 64 MiB
+            cur.execute("PRAGMA journal_size_limit=67108864")
             if background_checkpoints:  # db.checkpoint.WalCheckpointer does it off the request path
                 cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()

@@ -94,12 +94,18 @@ class IdempotencyGuard:
         return StoredResponse(row.status_code or 200, json.loads(row.response or "null"))
 
     def complete(self, status_code: int, body: Any) -> None:
+        """Store the answer in a transaction of its own."""
         with self._factory() as s, s.begin():
-            row = s.get(IdempotencyRecord, (self.scope, self.key))
-            if row is not None:
-                row.state = "done"
-                row.status_code = status_code
-                row.response = json.dumps(body, default=str)
+            self.complete_in(s, status_code, body)
+
+    def complete_in(self, session: Session, status_code: int, body: Any) -> None:
+        """Store the answer in the caller's transaction: it then commits with the work itself,
+        so no crash can leave the work done and the key still ``in_flight``."""
+        row = session.get(IdempotencyRecord, (self.scope, self.key))
+        if row is not None:
+            row.state = "done"
+            row.status_code = status_code
+            row.response = json.dumps(body, default=str)
 
     def abandon(self) -> None:
         with self._factory() as s, s.begin():

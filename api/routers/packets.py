@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
 from api.deps import ClockDep, Principal, SessionDep, SessionFactoryDep, SettingsDep, require_scope
 from api.schemas.claims import (
@@ -67,7 +68,12 @@ SecretDep = Annotated[bytes, Depends(get_claims_secret)]
 def _idempotent(
     factory: Any, *, scope: str, key: str | None, request_hash: str, work: Any, status: int
 ) -> JSONResponse:
-    """Run ``work() -> body`` under an Idempotency-Key; domain refusals are stored as the answer."""
+    """Run ``work(db) -> body`` in one unit of work under an Idempotency-Key.
+
+    The key is reserved (``in_flight``) in a transaction of its own, so a concurrent duplicate gets
+    409; the answer -- the body, or a domain refusal that persists its trace -- is stored in the
+    work's own transaction and commits with it. Anything else rolls back and frees the key.
+    """
     guard: IdempotencyGuard | None = None
     engine = factory.kw.get("bind")
     if key is not None:
@@ -78,24 +84,26 @@ def _idempotent(
             media = "application/problem+json" if replay.status_code >= 400 else "application/json"
             return JSONResponse(replay.body, status_code=replay.status_code, media_type=media)
     try:
-        body = jsonable_encoder(work())
-    except ClaimsError as exc:
-        if guard is not None:
-            with sqlite_writer(engine):
-                if exc.status < 500 and exc.persist:  # a decision: the first answer for this key
-                    guard.complete(exc.status, jsonable_encoder(exc.to_problem()))
-                else:
-                    guard.abandon()
-        raise
-    except BaseException:
-        if guard is not None:
+        with unit_of_work(factory) as db:
+            try:
+                body = jsonable_encoder(work(db))
+            except ClaimsError as exc:
+                if guard is not None and _is_answer(exc):  # committed by unit_of_work (persist)
+                    guard.complete_in(db, exc.status, jsonable_encoder(exc.to_problem()))
+                raise
+            if guard is not None:
+                guard.complete_in(db, status, body)
+    except BaseException as exc:
+        if guard is not None and not (isinstance(exc, ClaimsError) and _is_answer(exc)):
             with sqlite_writer(engine):
                 guard.abandon()
         raise
-    if guard is not None:
-        with sqlite_writer(engine):
-            guard.complete(status, body)
     return JSONResponse(body, status_code=status)
+
+
+def _is_answer(exc: ClaimsError) -> bool:
+    """A refusal that is a decision (kept, and replayed for the same key), not a failure."""
+    return exc.status < 500 and exc.persist
 
 
 @router.post("/packets", status_code=201, response_model=PacketOut, responses={403: {}, 404: {}, 422: {}})
@@ -114,16 +122,15 @@ def create(
     ``step_up_required`` (unusual volume or amount without a passed ``verification_id``).
     """
 
-    def work() -> dict[str, Any]:
-        with unit_of_work(factory) as db:
-            packet = create_packet(
-                db,
-                PacketRequest(**body.model_dump()),
-                clock=clock,
-                settings=settings.claims,
-                stepup=stepup,
-            )
-            return PacketOut(**packet_view(packet, now=clock.now())).model_dump(mode="json")
+    def work(db: Session) -> dict[str, Any]:
+        packet = create_packet(
+            db,
+            PacketRequest(**body.model_dump()),
+            clock=clock,
+            settings=settings.claims,
+            stepup=stepup,
+        )
+        return PacketOut(**packet_view(packet, now=clock.now())).model_dump(mode="json")
 
     return _idempotent(
         factory,
@@ -207,16 +214,15 @@ def claim_share(
     """
     ip = client_ip(request)
 
-    def work() -> dict[str, Any]:
-        with unit_of_work(factory) as db:
-            grant = claim(
-                db,
-                ClaimRequest(packet_id, body.session_id, body.claimant_id, body.verification_id, ip),
-                clock=clock,
-                settings=settings.claims,
-                stepup=stepup,
-                rng=SYSTEM_RNG,
-            )
+    def work(db: Session) -> dict[str, Any]:
+        grant = claim(
+            db,
+            ClaimRequest(packet_id, body.session_id, body.claimant_id, body.verification_id, ip),
+            clock=clock,
+            settings=settings.claims,
+            stepup=stepup,
+            rng=SYSTEM_RNG,
+        )
         return ClaimOut(**grant.as_dict()).model_dump(mode="json")
 
     return _idempotent(

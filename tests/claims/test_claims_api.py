@@ -343,3 +343,28 @@ def test_real_voiceprint_step_up_adapter(client, auth_headers) -> None:  # type:
         },
     )
     assert (r.status_code, r.json()["code"]) == (403, "step_up_required")
+
+
+def test_the_stored_answer_commits_with_the_claim(api, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """No window between the grant and its stored answer: a crash there used to leave the key
+    ``in_flight`` (409 for every retry). The answer is written in the claim's own transaction."""
+    from db.idempotency import IdempotencyGuard
+
+    def separate_transaction(*_a, **_k):  # type: ignore[no-untyped-def]
+        raise AssertionError("the answer must be stored in the work's transaction")
+
+    monkeypatch.setattr(IdempotencyGuard, "complete", separate_transaction)
+    p = _packet(api)
+    c = _listen(api, p["id"], "ida")
+    body = {"session_id": c.session_id, "claimant_id": "ida"}
+    r = api.post(f"/v1/packets/{p['id']}/claims", json=body, headers={"Idempotency-Key": "atomic-1"})
+    assert r.status_code == 200, r.text
+    with api.app.state.session_factory() as s:
+        row = s.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == "atomic-1"))
+        assert row.state == "done" and row.status_code == 200 and '"payout_id"' in row.response
+    # a refusal is stored the same way, together with its audit trace
+    r = api.post(f"/v1/packets/{p['id']}/claims", json=body, headers={"Idempotency-Key": "atomic-2"})
+    assert (r.status_code, r.json()["code"]) == (409, "already_claimed")
+    with api.app.state.session_factory() as s:
+        row = s.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == "atomic-2"))
+        assert row.state == "done" and row.status_code == 409
